@@ -1,0 +1,18 @@
+//! Pure rules of `api_keys`: token format, hashing, scopes, expiry, bounds and
+//! the verification decision. No I/O and no Postgres: the extension and the
+//! admin service bind these rules, they never re-implement them.
+
+pub mod base62;
+pub mod bounds;
+pub mod error;
+pub mod expiry;
+pub mod ids;
+pub mod limits;
+pub mod scopes;
+pub mod token;
+pub mod verify;
+
+pub use error::{Reason, RuleError};
+pub use expiry::ExpiresIn;
+pub use token::{Prefix, Token, TokenHash};
+pub use verify::VerifyCode;

@@ -1,0 +1,226 @@
+//! Scope processing (SPEC §5): normalise, registry, ceiling, exclusivity.
+
+use crate::error::{Reason, RuleError};
+use crate::expiry::truncate;
+
+pub const MAX_SCOPES: usize = 100;
+pub const MAX_SCOPE_LEN: usize = 200;
+
+/// A scope known to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredScope {
+    pub name: String,
+    pub exclusive: bool,
+}
+
+/// Checks bounds, then trims, drops blanks and duplicates (order kept).
+pub fn normalize<S: AsRef<str>>(raw: &[Option<S>]) -> Result<Vec<String>, RuleError> {
+    if raw.len() > MAX_SCOPES {
+        return Err(RuleError::invalid(format!(
+            "at most {MAX_SCOPES} scopes, got {}",
+            raw.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for scope in raw {
+        let scope = scope
+            .as_ref()
+            .ok_or_else(|| RuleError::invalid("scopes must not contain NULL"))?
+            .as_ref();
+        if scope.chars().count() > MAX_SCOPE_LEN {
+            return Err(RuleError::invalid(format!(
+                "a scope is at most {MAX_SCOPE_LEN} characters, got {:?}",
+                truncate(scope, 40)
+            )));
+        }
+        let scope = scope.trim();
+        if !scope.is_empty() && !out.iter().any(|s| s == scope) {
+            out.push(scope.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Normalises and, once a registry exists, rejects unknown scopes. Used for
+/// lists of scopes that are not a key's own (ceilings, default scopes).
+pub fn known<S: AsRef<str>>(
+    raw: &[Option<S>],
+    registry: &[RegisteredScope],
+) -> Result<Vec<String>, RuleError> {
+    let scopes = normalize(raw)?;
+    check_registered(&scopes, registry)?;
+    Ok(scopes)
+}
+
+fn check_registered(scopes: &[String], registry: &[RegisteredScope]) -> Result<(), RuleError> {
+    if !registry.is_empty() {
+        if let Some(unknown) = scopes
+            .iter()
+            .find(|s| !registry.iter().any(|r| &r.name == *s))
+        {
+            return Err(RuleError::new(
+                Reason::UnknownScope,
+                format!("scope {:?} is not defined", truncate(unknown, 60)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What issue and update do with requested scopes: normalise, reject unknown
+/// scopes once a registry exists, silently drop what the type's ceiling does
+/// not allow, then reject an exclusive scope beside any other.
+pub fn process<S: AsRef<str>>(
+    raw: &[Option<S>],
+    registry: &[RegisteredScope],
+    ceiling: Option<&[String]>,
+) -> Result<Vec<String>, RuleError> {
+    let mut scopes = known(raw, registry)?;
+    if let Some(ceiling) = ceiling {
+        scopes.retain(|s| ceiling.contains(s));
+    }
+    if scopes.len() > 1 {
+        if let Some(ex) = scopes
+            .iter()
+            .find(|s| registry.iter().any(|r| r.exclusive && &r.name == *s))
+        {
+            return Err(RuleError::new(
+                Reason::ExclusiveScope,
+                format!("scope {ex:?} is exclusive and cannot be combined with other scopes"),
+            ));
+        }
+    }
+    Ok(scopes)
+}
+
+/// What a new key may hold: the owner policy's defaults if set, else every
+/// registered scope, else the type's ceiling, else nothing; then intersected
+/// with the ceiling, order kept.
+pub fn available(
+    default_scopes: Option<&[String]>,
+    registry: &[RegisteredScope],
+    ceiling: Option<&[String]>,
+) -> Vec<String> {
+    let base: Vec<String> = match (default_scopes, registry.is_empty(), ceiling) {
+        (Some(d), _, _) => d.to_vec(),
+        (None, false, _) => registry.iter().map(|r| r.name.clone()).collect(),
+        (None, true, Some(c)) => c.to_vec(),
+        (None, true, None) => Vec::new(),
+    };
+    match ceiling {
+        Some(c) => base.into_iter().filter(|s| c.contains(s)).collect(),
+        None => base,
+    }
+}
+
+/// Whether a key grants every required scope: each must be among the key's
+/// scopes and inside its type's current ceiling. A NULL requirement can
+/// never be met.
+pub fn grants<S: AsRef<str>, K: AsRef<str>>(
+    required: &[Option<S>],
+    key_scopes: &[K],
+    ceiling: Option<&[K]>,
+) -> bool {
+    required.iter().all(|r| match r {
+        None => false,
+        Some(r) => {
+            let r = r.as_ref();
+            key_scopes.iter().any(|k| k.as_ref() == r)
+                && ceiling.is_none_or(|c| c.iter().any(|k| k.as_ref() == r))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| Some(s.to_string())).collect()
+    }
+
+    fn reg(names: &[(&str, bool)]) -> Vec<RegisteredScope> {
+        names
+            .iter()
+            .map(|(n, e)| RegisteredScope {
+                name: n.to_string(),
+                exclusive: *e,
+            })
+            .collect()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn normalize_trims_drops_blanks_and_duplicates_keeping_order() {
+        let got = normalize(&some(&[" b ", "a", "", "  ", "b", "c", "a"])).unwrap();
+        assert_eq!(got, strings(&["b", "a", "c"]));
+    }
+
+    #[test]
+    fn normalize_enforces_bounds() {
+        let many: Vec<Option<String>> = (0..101).map(|i| Some(format!("s{i}"))).collect();
+        assert_eq!(
+            normalize(&many).unwrap_err().reason,
+            Reason::InvalidArgument
+        );
+        assert_eq!(
+            normalize(&some(&[&"x".repeat(201)])).unwrap_err().reason,
+            Reason::InvalidArgument
+        );
+        assert!(normalize(&some(&[&"x".repeat(200)])).is_ok());
+        assert_eq!(
+            normalize::<String>(&[None]).unwrap_err().reason,
+            Reason::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn unknown_scope_rejected_only_once_a_registry_exists() {
+        assert!(process(&some(&["anything"]), &[], None).is_ok());
+        let e = process(&some(&["nope"]), &reg(&[("read", false)]), None).unwrap_err();
+        assert_eq!(e.reason, Reason::UnknownScope);
+    }
+
+    #[test]
+    fn ceiling_drops_silently_before_exclusivity_is_checked() {
+        let r = reg(&[("read", false), ("write", false), ("dash", true)]);
+        let ceiling = strings(&["read", "dash"]);
+        assert_eq!(
+            process(&some(&["read", "write"]), &r, Some(&ceiling)).unwrap(),
+            strings(&["read"])
+        );
+        // write is dropped by the ceiling, so dash stands alone: allowed
+        assert_eq!(
+            process(&some(&["dash", "write"]), &r, Some(&ceiling)).unwrap(),
+            strings(&["dash"])
+        );
+        let e = process(&some(&["dash", "read"]), &r, Some(&ceiling)).unwrap_err();
+        assert_eq!(e.reason, Reason::ExclusiveScope);
+    }
+
+    #[test]
+    fn available_prefers_defaults_then_registry_then_ceiling() {
+        let r = reg(&[("a", false), ("b", false), ("c", false)]);
+        let d = strings(&["c", "a"]);
+        let ceil = strings(&["a", "b"]);
+        assert_eq!(available(Some(&d), &r, Some(&ceil)), strings(&["a"]));
+        assert_eq!(available(None, &r, Some(&ceil)), strings(&["a", "b"]));
+        assert_eq!(available(None, &r, None), strings(&["a", "b", "c"]));
+        assert_eq!(available(None, &[], Some(&ceil)), strings(&["a", "b"]));
+        assert!(available(None, &[], None).is_empty());
+    }
+
+    #[test]
+    fn grants_needs_key_scope_and_current_ceiling() {
+        let key = strings(&["read", "write"]);
+        assert!(grants::<String, String>(&[], &key, None));
+        assert!(grants(&some(&["read"]), &key, None));
+        assert!(!grants(&some(&["admin"]), &key, None));
+        let ceil = strings(&["read"]);
+        assert!(!grants(&some(&["write"]), &key, Some(&ceil)));
+        assert!(!grants::<String, String>(&[None], &key, None));
+    }
+}

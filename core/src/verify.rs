@@ -1,0 +1,180 @@
+//! The verification decision (SPEC §5): which code a stored key earns.
+
+use crate::scopes;
+
+/// Outcome of a verification, in check order: the first failure wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerifyCode {
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    EnvironmentMismatch,
+    InsufficientScope,
+    Valid,
+}
+
+impl VerifyCode {
+    pub const ALL: [VerifyCode; 7] = [
+        VerifyCode::Malformed,
+        VerifyCode::NotFound,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::EnvironmentMismatch,
+        VerifyCode::InsufficientScope,
+        VerifyCode::Valid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Malformed => "malformed",
+            VerifyCode::NotFound => "not_found",
+            VerifyCode::Revoked => "revoked",
+            VerifyCode::Expired => "expired",
+            VerifyCode::EnvironmentMismatch => "environment_mismatch",
+            VerifyCode::InsufficientScope => "insufficient_scope",
+            VerifyCode::Valid => "valid",
+        }
+    }
+
+    pub fn is_valid(self) -> bool {
+        self == VerifyCode::Valid
+    }
+
+    /// Identity columns are filled only for these codes.
+    pub fn reveals_identity(self) -> bool {
+        matches!(self, VerifyCode::Valid | VerifyCode::InsufficientScope)
+    }
+}
+
+/// The facts about a stored key that the decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredKey<'a, K: AsRef<str>> {
+    pub revoked: bool,
+    /// `expires_at <= now()`, computed by the caller with the database clock.
+    pub expired: bool,
+    pub environment: Option<&'a str>,
+    pub scopes: &'a [K],
+    /// The key type's *current* ceiling; `None` = all scopes.
+    pub ceiling: Option<&'a [K]>,
+}
+
+/// Environment isolation in force for this verification.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Isolation<'a> {
+    pub strict: bool,
+    /// The `environment` argument, else GUC `api_keys.environment`; `None`
+    /// or empty means no current environment.
+    pub current: Option<&'a str>,
+}
+
+impl Isolation<'_> {
+    /// Under strict isolation a key with an environment passes only in that
+    /// environment; with no current environment it fails (closed). Keys
+    /// without an environment always pass.
+    pub fn admits(&self, key_environment: Option<&str>) -> bool {
+        match (self.strict, key_environment) {
+            (false, _) | (_, None) => true,
+            (true, Some(env)) => matches!(self.current, Some(cur) if !cur.is_empty() && cur == env),
+        }
+    }
+}
+
+/// Decides the code for a key that was found by its hash.
+pub fn decide<K: AsRef<str>, S: AsRef<str>>(
+    key: &StoredKey<'_, K>,
+    isolation: Isolation<'_>,
+    required: &[Option<S>],
+) -> VerifyCode {
+    if key.revoked {
+        VerifyCode::Revoked
+    } else if key.expired {
+        VerifyCode::Expired
+    } else if !isolation.admits(key.environment) {
+        VerifyCode::EnvironmentMismatch
+    } else if !scopes::grants(required, key.scopes, key.ceiling) {
+        VerifyCode::InsufficientScope
+    } else {
+        VerifyCode::Valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(scopes: &'a [&'a str]) -> StoredKey<'a, &'a str> {
+        StoredKey {
+            revoked: false,
+            expired: false,
+            environment: Some("live"),
+            scopes,
+            ceiling: None,
+        }
+    }
+
+    const STRICT_TEST: Isolation = Isolation {
+        strict: true,
+        current: Some("test"),
+    };
+
+    #[test]
+    fn first_failure_wins_in_spec_order() {
+        let scopes = ["read"];
+        let need = [Some("write")];
+        let mut k = key(&scopes);
+        k.revoked = true;
+        k.expired = true;
+        assert_eq!(decide(&k, STRICT_TEST, &need), VerifyCode::Revoked);
+        k.revoked = false;
+        assert_eq!(decide(&k, STRICT_TEST, &need), VerifyCode::Expired);
+        k.expired = false;
+        assert_eq!(
+            decide(&k, STRICT_TEST, &need),
+            VerifyCode::EnvironmentMismatch
+        );
+        assert_eq!(
+            decide(&k, Isolation::default(), &need),
+            VerifyCode::InsufficientScope
+        );
+        assert_eq!(
+            decide(&k, Isolation::default(), &[Some("read")]),
+            VerifyCode::Valid
+        );
+    }
+
+    #[test]
+    fn strict_isolation_without_current_environment_fails_closed() {
+        let none = Isolation {
+            strict: true,
+            current: None,
+        };
+        let empty = Isolation {
+            strict: true,
+            current: Some(""),
+        };
+        assert!(!none.admits(Some("live")));
+        assert!(!empty.admits(Some("live")));
+        assert!(none.admits(None));
+        assert!(Isolation {
+            strict: true,
+            current: Some("live")
+        }
+        .admits(Some("live")));
+        assert!(Isolation {
+            strict: false,
+            current: Some("test")
+        }
+        .admits(Some("live")));
+    }
+
+    #[test]
+    fn only_valid_and_insufficient_scope_reveal_identity() {
+        for c in VerifyCode::ALL {
+            assert_eq!(
+                c.reveals_identity(),
+                matches!(c, VerifyCode::Valid | VerifyCode::InsufficientScope)
+            );
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `api_keys`: the SQL binding of `api-keys-core`. Rules live in core; this
+//! crate declares GUCs, the verify hot path and thin helpers that the
+//! hand-written SQL in `sql/` calls.
+
+use pgrx::prelude::*;
+
+mod guc;
+mod raise;
+mod rules;
+mod tokens;
+mod verify;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::define();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

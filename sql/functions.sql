@@ -1,0 +1,574 @@
+-- api_keys: functions written in SQL, grants and the SECURITY DEFINER rule.
+-- Runs last (pgrx "finalize"). Rules (token format, scopes, expiry, bounds,
+-- limits) are decided by the Rust helpers `_…` bound from api-keys-core;
+-- this file only orchestrates storage: locks, lookups, inserts, audit.
+
+-- Lock rows that serialise issuers of one owner, so that limits hold under
+-- concurrency at every isolation level (a stale snapshot under REPEATABLE READ
+-- gets a serialization failure instead of exceeding a limit).
+CREATE TABLE api_keys.owner_locks (
+    owner_type text NOT NULL,
+    owner_id   text NOT NULL,
+    touched_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner_type, owner_id)
+);
+
+CREATE VIEW api_keys.key_infos AS
+SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
+       api_keys._mask_parts(k.display_prefix, k.last4) AS masked_token,
+       CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
+       k.scopes, k.metadata,
+       CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+            WHEN k.expires_at <= now() THEN 'expired'
+            ELSE 'active' END AS status,
+       coalesce(t.revocable, true) AS revocable,
+       k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
+  FROM api_keys.keys k
+  LEFT JOIN api_keys.key_types t ON t.name = k.key_type;
+
+-- The invoker's role: inside a SECURITY DEFINER function current_user is the
+-- owner, but the `role` setting still names what the caller SET ROLE to.
+CREATE FUNCTION api_keys._invoker() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                ELSE current_setting('role') END
+$$;
+
+CREATE FUNCTION api_keys._audit(action text, key_id uuid, owner_type text, owner_id text, details jsonb DEFAULT '{}')
+RETURNS void LANGUAGE sql VOLATILE AS $$
+    INSERT INTO api_keys.audit_log (action, key_id, owner_type, owner_id, current_user_name, details)
+    VALUES (action, key_id, owner_type, owner_id, api_keys._invoker(), coalesce(details, '{}'))
+$$;
+
+CREATE FUNCTION api_keys._scope_registry(OUT names text[], OUT exclusive boolean[])
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(s.name ORDER BY s.position), '{}'),
+           coalesce(array_agg(s.exclusive ORDER BY s.position), '{}')
+      FROM api_keys.scopes s
+$$;
+
+CREATE FUNCTION api_keys._resolve_type(key_type text) RETURNS api_keys.key_types
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t api_keys.key_types;
+BEGIN
+    IF key_type IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = _resolve_type.key_type;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('unknown_key_type', format('key type %s is not defined', left(key_type, 100)));
+    END IF;
+    RETURN t;
+END
+$$;
+
+-- The environment a new key gets: the argument, else api_keys.environment.
+-- Once any environment is defined, every new key must get a defined one.
+CREATE FUNCTION api_keys._resolve_environment(environment text) RETURNS api_keys.environments
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    e api_keys.environments;
+    wanted text := coalesce(nullif(environment, ''), api_keys._current_environment());
+BEGIN
+    IF wanted IS NULL THEN
+        IF EXISTS (SELECT 1 FROM api_keys.environments) THEN
+            PERFORM api_keys._raise('unknown_environment',
+                'no environment given (argument or api_keys.environment) and environments are defined');
+        END IF;
+        RETURN NULL;
+    END IF;
+    SELECT * INTO e FROM api_keys.environments en WHERE en.name = wanted;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('unknown_environment', format('environment %s is not defined', left(wanted, 100)));
+    END IF;
+    RETURN e;
+END
+$$;
+
+CREATE FUNCTION api_keys._lock_owner(owner_type text, owner_id text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    INSERT INTO api_keys.owner_locks AS l (owner_type, owner_id) VALUES (owner_type, owner_id)
+    ON CONFLICT (owner_type, owner_id) DO UPDATE SET touched_at = now()
+$$;
+
+-- Whether the owner may get one more key of this type in this environment;
+-- raises (or returns false) when a limit is reached. Takes the owner lock
+-- first when a limit applies, so the count stays true until commit.
+CREATE FUNCTION api_keys._within_limits(owner_type text, owner_id text, t api_keys.key_types,
+                                        environment text, raise_error boolean)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    max_keys integer;
+    total bigint;
+    in_bucket bigint;
+BEGIN
+    SELECT p.max_keys INTO max_keys FROM api_keys.owner_policies p WHERE p.owner_type = _within_limits.owner_type;
+    IF max_keys IS NULL AND t.per_owner_limit IS NULL THEN
+        RETURN true;
+    END IF;
+    PERFORM api_keys._lock_owner(owner_type, owner_id);
+    SELECT count(*),
+           count(*) FILTER (WHERE k.key_type = t.name AND k.environment IS NOT DISTINCT FROM _within_limits.environment)
+      INTO total, in_bucket
+      FROM api_keys.keys k
+     WHERE k.owner_type = _within_limits.owner_type AND k.owner_id = _within_limits.owner_id
+       AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now());
+    RETURN api_keys._check_limits(owner_type, owner_id, total, max_keys, t.name, environment,
+                                  in_bucket, t.per_owner_limit, raise_error);
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_issue(
+    owner_type text,
+    owner_id text,
+    name text DEFAULT NULL,
+    scopes text[] DEFAULT NULL,
+    key_type text DEFAULT NULL,
+    environment text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    expires_in text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}')
+RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    meta jsonb := coalesce(metadata, '{}');
+    key_name text := nullif(btrim(name), '');
+    policy api_keys.owner_policies;
+    t api_keys.key_types;
+    e api_keys.environments;
+    reg record;
+    granted text[];
+    expiry timestamptz;
+    days integer;
+    tok record;
+    new_id uuid;
+    now_ts timestamptz := now();
+BEGIN
+    PERFORM api_keys._check_key_args(owner_type, owner_id, name, jsonb_typeof(meta), octet_length(meta::text));
+    SELECT * INTO policy FROM api_keys.owner_policies p WHERE p.owner_type = api_key_issue.owner_type;
+    IF coalesce(policy.require_name, false) AND key_name IS NULL THEN
+        PERFORM api_keys._raise('name_required', format('owner type %s requires a key name', left(owner_type, 100)));
+    END IF;
+    t := api_keys._resolve_type(key_type);
+    e := api_keys._resolve_environment(environment);
+
+    IF expires_in IS NOT NULL THEN
+        days := api_keys._expires_in_days(expires_in);
+        expiry := CASE WHEN days IS NULL THEN NULL ELSE now_ts + days * interval '1 day' END;
+    ELSIF expires_at IS NOT NULL THEN
+        IF expires_at <= now_ts THEN
+            PERFORM api_keys._raise('invalid_expiry', 'expires_at must be in the future');
+        END IF;
+        expiry := expires_at;
+    END IF;
+    IF expiry IS NOT NULL AND NOT coalesce(t.revocable, true) THEN
+        PERFORM api_keys._raise('invalid_expiry', format('keys of the non-revocable type %s cannot expire', t.name));
+    END IF;
+
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    granted := api_keys._scopes_process(coalesce(scopes, policy.default_scopes, '{}'),
+                                        reg.names, reg.exclusive, t.permissions);
+
+    PERFORM api_keys._within_limits(owner_type, owner_id, t, e.name, true);
+
+    SELECT * INTO tok FROM api_keys._token_new(coalesce(t.prefix, api_keys._token_prefix()), e.prefix_segment);
+    new_id := api_keys._key_id_new();
+    INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
+                               display_prefix, last4, scopes, metadata, viewable_token,
+                               created_at, expires_at)
+    VALUES (new_id, owner_type, owner_id, key_name, t.name, e.name, tok.token_hash,
+            tok.display_prefix, tok.last4, granted, meta,
+            CASE WHEN coalesce(t.public, false) THEN tok.token END,
+            now_ts, expiry);
+    PERFORM api_keys._audit('issue', new_id, owner_type, owner_id,
+        jsonb_build_object('name', key_name, 'key_type', t.name, 'environment', e.name,
+                           'scopes', to_jsonb(granted), 'expires_at', expiry));
+    RETURN ROW(new_id, tok.token, tok.masked_token, owner_type, owner_id, key_name, t.name, e.name,
+               granted, expiry, now_ts)::api_keys.issued_key;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_get(key_id uuid) RETURNS api_keys.key_info
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    info api_keys.key_info;
+BEGIN
+    SELECT i.* INTO info FROM api_keys.key_infos i WHERE i.id = key_id;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('key_not_found', format('no key with id %s', coalesce(key_id::text, 'NULL')));
+    END IF;
+    RETURN info;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL)
+RETURNS SETOF api_keys.key_info LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    IF status IS NOT NULL AND status NOT IN ('active', 'inactive', 'expired', 'revoked') THEN
+        PERFORM api_keys._raise('invalid_argument',
+            format('status must be one of active, inactive, expired, revoked, got %s', left(status, 40)));
+    END IF;
+    PERFORM api_keys._resolve_type(key_type);
+    RETURN QUERY
+        SELECT i.* FROM api_keys.key_infos i
+         WHERE i.owner_type = api_key_list.owner_type AND i.owner_id = api_key_list.owner_id
+           AND (api_key_list.key_type IS NULL OR i.key_type = api_key_list.key_type)
+           AND (api_key_list.status IS NULL
+                OR i.status = api_key_list.status
+                OR (api_key_list.status = 'inactive' AND i.status <> 'active'))
+         ORDER BY i.created_at DESC, i.id DESC;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    k api_keys.keys;
+    revocable boolean;
+BEGIN
+    IF key_id IS NULL THEN
+        PERFORM api_keys._raise('invalid_argument', 'key_id must not be NULL');
+    END IF;
+    SELECT * INTO k FROM api_keys.keys kk WHERE kk.id = key_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('key_not_found', format('no key with id %s', key_id));
+    END IF;
+    SELECT t.revocable INTO revocable FROM api_keys.key_types t WHERE t.name = k.key_type;
+    IF NOT coalesce(revocable, true) THEN
+        PERFORM api_keys._raise('key_not_revocable', format('key %s is of the non-revocable type %s', key_id, k.key_type));
+    END IF;
+    IF k.revoked_at IS NOT NULL OR k.expires_at <= now() THEN
+        RETURN false;
+    END IF;
+    UPDATE api_keys.keys SET revoked_at = now() WHERE id = key_id;
+    PERFORM api_keys._audit('revoke', key_id, k.owner_type, k.owner_id);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_revoke_all(owner_type text, owner_id text) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ids uuid[];
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    WITH revoked AS (
+        UPDATE api_keys.keys k SET revoked_at = now()
+         WHERE k.owner_type = api_key_revoke_all.owner_type AND k.owner_id = api_key_revoke_all.owner_id
+           AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+           AND NOT EXISTS (SELECT 1 FROM api_keys.key_types t WHERE t.name = k.key_type AND NOT t.revocable)
+        RETURNING k.id)
+    SELECT coalesce(array_agg(id), '{}') INTO ids FROM revoked;
+    PERFORM api_keys._audit('revoke_all', NULL, owner_type, owner_id,
+        jsonb_build_object('revoked', cardinality(ids), 'key_ids', to_jsonb(ids)));
+    RETURN cardinality(ids);
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_purge_owner(owner_type text, owner_id text) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    DELETE FROM api_keys.keys k
+     WHERE k.owner_type = api_key_purge_owner.owner_type AND k.owner_id = api_key_purge_owner.owner_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM api_keys.owner_locks l
+     WHERE l.owner_type = api_key_purge_owner.owner_type AND l.owner_id = api_key_purge_owner.owner_id;
+    PERFORM api_keys._audit('purge_owner', NULL, owner_type, owner_id, jsonb_build_object('deleted', n));
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    k api_keys.keys;
+    t api_keys.key_types;
+    reg record;
+    new_name text;
+    new_scopes text[];
+    changed text[] := '{}';
+BEGIN
+    IF key_id IS NULL THEN
+        PERFORM api_keys._raise('invalid_argument', 'key_id must not be NULL');
+    END IF;
+    SELECT * INTO k FROM api_keys.keys kk WHERE kk.id = key_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('key_not_found', format('no key with id %s', key_id));
+    END IF;
+    PERFORM api_keys._check_key_args(k.owner_type, k.owner_id, name, jsonb_typeof(metadata), octet_length(metadata::text));
+    new_name := k.name;
+    IF name IS NOT NULL THEN
+        new_name := nullif(btrim(name), '');
+        IF new_name IS NULL AND EXISTS (SELECT 1 FROM api_keys.owner_policies p
+                                         WHERE p.owner_type = k.owner_type AND p.require_name) THEN
+            PERFORM api_keys._raise('name_required', format('owner type %s requires a key name', left(k.owner_type, 100)));
+        END IF;
+        changed := changed || 'name'::text;
+    END IF;
+    new_scopes := k.scopes;
+    IF scopes IS NOT NULL THEN
+        t := api_keys._resolve_type(k.key_type);
+        SELECT * INTO reg FROM api_keys._scope_registry();
+        new_scopes := api_keys._scopes_process(scopes, reg.names, reg.exclusive, t.permissions);
+        changed := changed || 'scopes'::text;
+    END IF;
+    IF metadata IS NOT NULL THEN
+        changed := changed || 'metadata'::text;
+    END IF;
+    UPDATE api_keys.keys kk
+       SET name = new_name, scopes = new_scopes, metadata = coalesce(api_key_update.metadata, kk.metadata)
+     WHERE kk.id = key_id;
+    PERFORM api_keys._audit('update', key_id, k.owner_type, k.owner_id,
+        jsonb_build_object('changed', to_jsonb(changed), 'name', new_name, 'scopes', to_jsonb(new_scopes)));
+    RETURN api_keys.api_key_get(key_id);
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_can_issue(owner_type text, owner_id text, key_type text DEFAULT NULL, environment text DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    t api_keys.key_types;
+    e api_keys.environments;
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    t := api_keys._resolve_type(key_type);
+    e := api_keys._resolve_environment(environment);
+    RETURN api_keys._within_limits(owner_type, owner_id, t, e.name, false);
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_available_scopes(owner_type text, key_type text DEFAULT NULL)
+RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t api_keys.key_types;
+    reg record;
+    defaults text[];
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, 'x');
+    t := api_keys._resolve_type(key_type);
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    SELECT p.default_scopes INTO defaults FROM api_keys.owner_policies p WHERE p.owner_type = api_key_available_scopes.owner_type;
+    RETURN api_keys._scopes_available(defaults, reg.names, t.permissions);
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_type_define(
+    name text, prefix text, permissions text[] DEFAULT NULL, revocable boolean DEFAULT true,
+    public boolean DEFAULT false, per_owner_limit integer DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    reg record;
+    ceiling text[];
+    other text;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' OR length(name) > 255 THEN
+        PERFORM api_keys._raise('invalid_argument', 'key type name must be 1-255 characters, not blank');
+    END IF;
+    PERFORM api_keys._check_segment('key type prefix', prefix);
+    IF revocable IS NULL OR public IS NULL THEN
+        PERFORM api_keys._raise('invalid_argument', 'revocable and public must not be NULL');
+    END IF;
+    IF per_owner_limit < 0 THEN
+        PERFORM api_keys._raise('invalid_argument', 'per_owner_limit must be >= 0');
+    END IF;
+    IF public AND (revocable OR permissions IS NULL) THEN
+        PERFORM api_keys._raise('invalid_argument',
+            'a public key type must be non-revocable and have a scope ceiling (permissions)');
+    END IF;
+    IF permissions IS NOT NULL THEN
+        SELECT * INTO reg FROM api_keys._scope_registry();
+        ceiling := api_keys._scopes_known(permissions, reg.names);
+    END IF;
+    SELECT t.name INTO other FROM api_keys.key_types t WHERE t.prefix = api_key_type_define.prefix AND t.name <> api_key_type_define.name;
+    IF FOUND THEN
+        PERFORM api_keys._raise('invalid_argument', format('prefix %s is already used by key type %s', prefix, other));
+    END IF;
+    INSERT INTO api_keys.key_types AS t (name, prefix, permissions, revocable, public, per_owner_limit)
+    VALUES (name, prefix, ceiling, revocable, public, per_owner_limit)
+    ON CONFLICT ON CONSTRAINT key_types_pkey DO UPDATE
+       SET prefix = EXCLUDED.prefix, permissions = EXCLUDED.permissions, revocable = EXCLUDED.revocable,
+           public = EXCLUDED.public, per_owner_limit = EXCLUDED.per_owner_limit, updated_at = now();
+    IF NOT public THEN
+        -- a type that stops being public stops keeping plaintexts
+        UPDATE api_keys.keys k SET viewable_token = NULL
+         WHERE k.key_type = api_key_type_define.name AND k.viewable_token IS NOT NULL;
+    END IF;
+    PERFORM api_keys._audit('type_define', NULL, NULL, NULL,
+        jsonb_build_object('name', name, 'prefix', prefix, 'permissions', to_jsonb(ceiling),
+                           'revocable', revocable, 'public', public, 'per_owner_limit', per_owner_limit));
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_environment_define(name text, prefix_segment text)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    other text;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' OR length(name) > 255 THEN
+        PERFORM api_keys._raise('invalid_argument', 'environment name must be 1-255 characters, not blank');
+    END IF;
+    PERFORM api_keys._check_segment('environment prefix_segment', prefix_segment);
+    SELECT e.name INTO other FROM api_keys.environments e
+     WHERE e.prefix_segment = api_key_environment_define.prefix_segment AND e.name <> api_key_environment_define.name;
+    IF FOUND THEN
+        PERFORM api_keys._raise('invalid_argument',
+            format('prefix segment %s is already used by environment %s', prefix_segment, other));
+    END IF;
+    INSERT INTO api_keys.environments AS e (name, prefix_segment) VALUES (name, prefix_segment)
+    ON CONFLICT ON CONSTRAINT environments_pkey DO UPDATE SET prefix_segment = EXCLUDED.prefix_segment;
+    PERFORM api_keys._audit('environment_define', NULL, NULL, NULL,
+        jsonb_build_object('name', name, 'prefix_segment', prefix_segment));
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_scope_define(name text, description text DEFAULT NULL, exclusive boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    scope text := btrim(name);
+BEGIN
+    IF scope IS NULL OR scope = '' OR length(scope) > 200 THEN
+        PERFORM api_keys._raise('invalid_argument', 'scope name must be 1-200 characters, not blank');
+    END IF;
+    IF exclusive IS NULL THEN
+        PERFORM api_keys._raise('invalid_argument', 'exclusive must not be NULL');
+    END IF;
+    IF length(description) > 1000 THEN
+        PERFORM api_keys._raise('invalid_argument', 'description is at most 1000 characters');
+    END IF;
+    INSERT INTO api_keys.scopes AS s (name, description, exclusive) VALUES (scope, description, exclusive)
+    ON CONFLICT ON CONSTRAINT scopes_pkey DO UPDATE
+       SET description = EXCLUDED.description, exclusive = EXCLUDED.exclusive;
+    PERFORM api_keys._audit('scope_define', NULL, NULL, NULL,
+        jsonb_build_object('name', scope, 'exclusive', exclusive));
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_owner_policy_set(owner_type text, max_keys integer DEFAULT NULL,
+                                                  require_name boolean DEFAULT false, default_scopes text[] DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    reg record;
+    defaults text[];
+BEGIN
+    PERFORM api_keys._check_owner(owner_type, 'x');
+    IF max_keys < 0 THEN
+        PERFORM api_keys._raise('invalid_argument', 'max_keys must be >= 0');
+    END IF;
+    IF default_scopes IS NOT NULL THEN
+        SELECT * INTO reg FROM api_keys._scope_registry();
+        defaults := api_keys._scopes_known(default_scopes, reg.names);
+    END IF;
+    INSERT INTO api_keys.owner_policies AS p (owner_type, max_keys, require_name, default_scopes)
+    VALUES (owner_type, max_keys, coalesce(require_name, false), defaults)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE
+       SET max_keys = EXCLUDED.max_keys, require_name = EXCLUDED.require_name,
+           default_scopes = EXCLUDED.default_scopes, updated_at = now();
+    PERFORM api_keys._audit('owner_policy_set', NULL, owner_type, NULL,
+        jsonb_build_object('max_keys', max_keys, 'require_name', coalesce(require_name, false),
+                           'default_scopes', to_jsonb(defaults)));
+END
+$$;
+
+-- The hot path, in C (extension/src/verify.rs).
+CREATE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+RETURNS api_keys.verification
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'api_key_verify_c';
+
+-- Every function runs as its owner with a fixed search_path; nothing is
+-- executable by PUBLIC. Internal helpers (`_…`) are granted to nobody.
+DO $grants$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'api_keys'::regnamespace
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp', f);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$grants$;
+
+GRANT EXECUTE ON FUNCTION
+    api_keys.api_key_verify(text, text[], text),
+    api_keys.api_key_mask(text),
+    api_keys.api_key_environment_of(text),
+    api_keys.api_key_expiration_presets()
+TO api_keys_verifier;
+
+GRANT EXECUTE ON FUNCTION
+    api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb),
+    api_keys.api_key_get(uuid),
+    api_keys.api_key_list(text, text, text, text),
+    api_keys.api_key_revoke(uuid),
+    api_keys.api_key_revoke_all(text, text),
+    api_keys.api_key_purge_owner(text, text),
+    api_keys.api_key_update(uuid, text, text[], jsonb),
+    api_keys.api_key_can_issue(text, text, text, text),
+    api_keys.api_key_available_scopes(text, text),
+    api_keys.api_key_type_define(text, text, text[], boolean, boolean, integer),
+    api_keys.api_key_environment_define(text, text),
+    api_keys.api_key_scope_define(text, text, boolean),
+    api_keys.api_key_owner_policy_set(text, integer, boolean, text[])
+TO api_keys_admin;
+
+GRANT SELECT ON api_keys.audit_log TO api_keys_admin;
+
+COMMENT ON FUNCTION api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb) IS
+    'Issues a key for an owner; the only moment the plaintext token of a secret key exists.';
+COMMENT ON FUNCTION api_keys.api_key_verify(text, text[], text) IS
+    'Verifies a token: code malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope or valid. Never raises for any token text.';
+COMMENT ON FUNCTION api_keys.api_key_get(uuid) IS 'One key''s key_info; key_not_found if unknown.';
+COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text) IS
+    'An owner''s keys, newest first; status filter active, inactive, expired or revoked.';
+COMMENT ON FUNCTION api_keys.api_key_revoke(uuid) IS
+    'Revokes an active key: true if it was active, false if already revoked or expired.';
+COMMENT ON FUNCTION api_keys.api_key_revoke_all(text, text) IS
+    'Revokes every active revocable key of an owner; returns how many.';
+COMMENT ON FUNCTION api_keys.api_key_purge_owner(text, text) IS
+    'Deletes every key of an owner, non-revocable ones too (account deletion); audited.';
+COMMENT ON FUNCTION api_keys.api_key_update(uuid, text, text[], jsonb) IS
+    'Changes name, scopes (re-processed) or metadata (replaced); NULL leaves a field unchanged.';
+COMMENT ON FUNCTION api_keys.api_key_can_issue(text, text, text, text) IS
+    'Whether an issue with these arguments would pass the owner''s limits now.';
+COMMENT ON FUNCTION api_keys.api_key_available_scopes(text, text) IS
+    'The scopes a new key of this owner type and key type may hold.';
+COMMENT ON FUNCTION api_keys.api_key_expiration_presets() IS
+    'Expiration presets for expires_in, in display order.';
+COMMENT ON FUNCTION api_keys.api_key_mask(text) IS
+    'Masked form <prefix>_••••<last 4>; NULL for a malformed token.';
+COMMENT ON FUNCTION api_keys.api_key_environment_of(text) IS
+    'The environment named by a token''s prefix; NULL for a malformed token or none.';
+COMMENT ON FUNCTION api_keys.api_key_type_define(text, text, text[], boolean, boolean, integer) IS
+    'Creates or updates a key type: token prefix, scope ceiling, revocability, public, per-owner limit.';
+COMMENT ON FUNCTION api_keys.api_key_environment_define(text, text) IS
+    'Creates or updates an environment and its token prefix segment.';
+COMMENT ON FUNCTION api_keys.api_key_scope_define(text, text, boolean) IS
+    'Registers a scope; once any exists, unknown scopes are rejected.';
+COMMENT ON FUNCTION api_keys.api_key_owner_policy_set(text, integer, boolean, text[]) IS
+    'Sets an owner type''s policy: max active keys, required names, default scopes.';
+COMMENT ON FUNCTION api_keys._raise(text, text) IS 'Internal: raises a reason with its SQLSTATE.';
+COMMENT ON FUNCTION api_keys._check_key_args(text, text, text, text, integer) IS 'Internal: bounds on owner, name, metadata.';
+COMMENT ON FUNCTION api_keys._check_owner(text, text) IS 'Internal: bounds on owner_type and owner_id.';
+COMMENT ON FUNCTION api_keys._check_segment(text, text) IS 'Internal: checks one token prefix segment.';
+COMMENT ON FUNCTION api_keys._expires_in_days(text) IS 'Internal: days an expires_in preset asks for.';
+COMMENT ON FUNCTION api_keys._scopes_process(text[], text[], boolean[], text[]) IS 'Internal: scope processing of issue and update.';
+COMMENT ON FUNCTION api_keys._scopes_known(text[], text[]) IS 'Internal: normalises a ceiling or default scopes.';
+COMMENT ON FUNCTION api_keys._scopes_available(text[], text[], text[]) IS 'Internal: available scopes rule.';
+COMMENT ON FUNCTION api_keys._check_limits(text, text, bigint, integer, text, text, bigint, integer, boolean) IS 'Internal: max_keys then per_owner_limit.';
+COMMENT ON FUNCTION api_keys._key_id_new() IS 'Internal: a new UUIDv7.';
+COMMENT ON FUNCTION api_keys._token_new(text, text) IS 'Internal: a new token, its hash, display prefix and last 4.';
+COMMENT ON FUNCTION api_keys._token_prefix() IS 'Internal: api_keys.token_prefix, checked.';
+COMMENT ON FUNCTION api_keys._current_environment() IS 'Internal: api_keys.environment, NULL when empty.';
+COMMENT ON FUNCTION api_keys._mask_parts(text, text) IS 'Internal: masked form from stored parts.';
+COMMENT ON FUNCTION api_keys._invoker() IS 'Internal: the calling role, for the audit trail.';
+COMMENT ON FUNCTION api_keys._audit(text, uuid, text, text, jsonb) IS 'Internal: appends to the audit trail.';
+COMMENT ON FUNCTION api_keys._scope_registry() IS 'Internal: registered scopes in definition order.';
+COMMENT ON FUNCTION api_keys._resolve_type(text) IS 'Internal: a key type by name, or unknown_key_type.';
+COMMENT ON FUNCTION api_keys._resolve_environment(text) IS 'Internal: the environment of a new key.';
+COMMENT ON FUNCTION api_keys._lock_owner(text, text) IS 'Internal: serialises issuers of one owner.';
+COMMENT ON FUNCTION api_keys._within_limits(text, text, api_keys.key_types, text, boolean) IS 'Internal: counts active keys under the owner lock.';

@@ -1,0 +1,141 @@
+-- api_keys: storage, types and roles. Runs first (pgrx "bootstrap").
+-- Nothing here is granted to PUBLIC; applications reach the data only through
+-- SECURITY DEFINER functions (see finalize.sql).
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'api_keys_verifier') THEN
+        CREATE ROLE api_keys_verifier NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'api_keys_admin') THEN
+        CREATE ROLE api_keys_admin NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('api_keys_admin', 'api_keys_verifier', 'MEMBER') THEN
+        GRANT api_keys_verifier TO api_keys_admin;
+    END IF;
+END
+$roles$;
+
+REVOKE ALL ON SCHEMA api_keys FROM PUBLIC;
+GRANT USAGE ON SCHEMA api_keys TO api_keys_verifier, api_keys_admin;
+
+-- Key types: prefix and scope ceiling (permissions NULL = every scope).
+CREATE TABLE api_keys.key_types (
+    name            text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 255),
+    prefix          text NOT NULL UNIQUE,
+    permissions     text[],
+    revocable       boolean NOT NULL DEFAULT true,
+    public          boolean NOT NULL DEFAULT false,
+    per_owner_limit integer CHECK (per_owner_limit >= 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (NOT public OR (NOT revocable AND permissions IS NOT NULL))
+);
+
+CREATE TABLE api_keys.environments (
+    name           text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 255),
+    prefix_segment text NOT NULL UNIQUE,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- The scope registry; once it has a row, unknown scopes are refused.
+CREATE TABLE api_keys.scopes (
+    name        text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 200),
+    description text,
+    exclusive   boolean NOT NULL DEFAULT false,
+    position    bigint GENERATED ALWAYS AS IDENTITY,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE api_keys.owner_policies (
+    owner_type     text PRIMARY KEY CHECK (length(owner_type) BETWEEN 1 AND 255),
+    max_keys       integer CHECK (max_keys >= 0),
+    require_name   boolean NOT NULL DEFAULT false,
+    default_scopes text[],
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per key. token_hash = sha256(token); the plaintext is kept only
+-- for keys of a public type (publishable keys are meant to be shown again).
+CREATE TABLE api_keys.keys (
+    id             uuid PRIMARY KEY,
+    owner_type     text NOT NULL,
+    owner_id       text NOT NULL,
+    name           text,
+    key_type       text REFERENCES api_keys.key_types (name),
+    environment    text REFERENCES api_keys.environments (name),
+    token_hash     bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    display_prefix text NOT NULL,
+    last4          text NOT NULL,
+    scopes         text[] NOT NULL DEFAULT '{}',
+    metadata       jsonb NOT NULL DEFAULT '{}',
+    viewable_token text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz,
+    revoked_at     timestamptz,
+    last_used_at   timestamptz,
+    requests_count bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX keys_owner_idx ON api_keys.keys (owner_type, owner_id, created_at DESC, id DESC);
+
+-- Append-only trail of changes to keys: who, what, when; never a token.
+CREATE TABLE api_keys.audit_log (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at                timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action            text NOT NULL,
+    key_id            uuid,
+    owner_type        text,
+    owner_id          text,
+    session_user_name text NOT NULL DEFAULT session_user,
+    current_user_name text NOT NULL,
+    details           jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_key_idx ON api_keys.audit_log (key_id);
+
+CREATE TYPE api_keys.issued_key AS (
+    id           uuid,
+    token        text,
+    masked_token text,
+    owner_type   text,
+    owner_id     text,
+    name         text,
+    key_type     text,
+    environment  text,
+    scopes       text[],
+    expires_at   timestamptz,
+    created_at   timestamptz
+);
+
+CREATE TYPE api_keys.verification AS (
+    valid       boolean,
+    code        text,
+    key_id      uuid,
+    owner_type  text,
+    owner_id    text,
+    name        text,
+    key_type    text,
+    environment text,
+    scopes      text[],
+    metadata    jsonb,
+    expires_at  timestamptz
+);
+
+CREATE TYPE api_keys.key_info AS (
+    id             uuid,
+    owner_type     text,
+    owner_id       text,
+    name           text,
+    key_type       text,
+    environment    text,
+    masked_token   text,
+    viewable_token text,
+    scopes         text[],
+    metadata       jsonb,
+    status         text,
+    revocable      boolean,
+    created_at     timestamptz,
+    expires_at     timestamptz,
+    revoked_at     timestamptz,
+    last_used_at   timestamptz,
+    requests_count bigint
+);
