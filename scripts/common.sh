@@ -1,0 +1,44 @@
+# Shared helpers for the scripts in this directory. Source it, don't run it.
+# shellcheck shell=bash
+
+# Repository root (this file lives in <root>/scripts/).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+
+# PostgreSQL 15 as packaged by Debian.
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=/usr/bin/pg_config
+export PG_BIN PG_CONFIG
+
+# pgrx reads $USER and panics when it is unset (as it is under CI).
+export USER=${USER:-$(id -un)}
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+
+# Cargo may be installed by rustup without being on PATH yet.
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+  # shellcheck source=/dev/null
+  source "$HOME/.cargo/env"
+fi
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Run a command as root (directly when we are root, else via sudo).
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Run a command as the `postgres` OS user: PostgreSQL refuses to run as root.
+# Runs from / so the postgres user never trips over an unreadable cwd.
+as_postgres() {
+  (
+    cd /
+    if [[ $EUID -eq 0 ]]; then
+      runuser -u postgres -- "$@"
+    elif [[ $(id -un) == postgres ]]; then
+      "$@"
+    else
+      sudo -u postgres -- "$@"
+    fi
+  )
+}
