@@ -473,6 +473,29 @@ BEGIN
 END
 $$;
 
+-- PostgREST db-pre-request (SPEC §6): PT401 for no or a rejected key, PT403
+-- for a missing scope, with the verify code in the message.
+CREATE FUNCTION api_keys.api_key_authenticate(required_scopes text[] DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    code text := api_keys._authenticate(current_setting('request.headers', true), coalesce(required_scopes, '{}'));
+BEGIN
+    CASE code
+    WHEN 'valid' THEN
+        RETURN;
+    WHEN 'no_key' THEN
+        RAISE SQLSTATE 'PT401' USING
+            MESSAGE = 'api_keys: malformed: the request carries no API key (x-api-key or Authorization: Bearer)';
+    WHEN 'insufficient_scope' THEN
+        RAISE SQLSTATE 'PT403' USING
+            MESSAGE = 'api_keys: insufficient_scope: the API key lacks a required scope',
+            DETAIL = format('required scopes: %s', array_to_string(required_scopes, ', '));
+    ELSE
+        RAISE SQLSTATE 'PT401' USING MESSAGE = format('api_keys: %s: the API key was not accepted', code);
+    END CASE;
+END
+$$;
+
 -- The hot path, in C (extension/src/verify.rs).
 CREATE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
 RETURNS api_keys.verification
@@ -572,3 +595,21 @@ COMMENT ON FUNCTION api_keys._resolve_type(text) IS 'Internal: a key type by nam
 COMMENT ON FUNCTION api_keys._resolve_environment(text) IS 'Internal: the environment of a new key.';
 COMMENT ON FUNCTION api_keys._lock_owner(text, text) IS 'Internal: serialises issuers of one owner.';
 COMMENT ON FUNCTION api_keys._within_limits(text, text, api_keys.key_types, text, boolean) IS 'Internal: counts active keys under the owner lock.';
+
+GRANT EXECUTE ON FUNCTION
+    api_keys.api_key_authenticate(text[]),
+    api_keys.current_key_id(),
+    api_keys.current_owner_type(),
+    api_keys.current_owner_id(),
+    api_keys.current_scopes(),
+    api_keys.has_scope(text)
+TO api_keys_verifier;
+
+COMMENT ON FUNCTION api_keys.api_key_authenticate(text[]) IS
+    'PostgREST db-pre-request: verifies x-api-key or Authorization: Bearer from request.headers; PT401/PT403 on failure; sets the transaction''s key identity.';
+COMMENT ON FUNCTION api_keys._authenticate(text, text[]) IS 'Internal: verifies the request''s key and sets the identity.';
+COMMENT ON FUNCTION api_keys.current_key_id() IS 'The id of the key authenticated in this transaction, else NULL.';
+COMMENT ON FUNCTION api_keys.current_owner_type() IS 'The owner type of the key authenticated in this transaction, else NULL.';
+COMMENT ON FUNCTION api_keys.current_owner_id() IS 'The owner id of the key authenticated in this transaction, else NULL.';
+COMMENT ON FUNCTION api_keys.current_scopes() IS 'The scopes of the key authenticated in this transaction, else NULL.';
+COMMENT ON FUNCTION api_keys.has_scope(text) IS 'Whether the key authenticated in this transaction holds the scope.';

@@ -8,6 +8,7 @@ pub mod error;
 pub mod expiry;
 pub mod ids;
 pub mod limits;
+pub mod request;
 pub mod scopes;
 pub mod token;
 pub mod verify;

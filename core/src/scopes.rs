@@ -131,6 +131,17 @@ pub fn grants<S: AsRef<str>, K: AsRef<str>>(
     })
 }
 
+/// The scopes a key effectively holds now: its own, within its type's
+/// current ceiling.
+pub fn effective<K: AsRef<str>>(key_scopes: &[K], ceiling: Option<&[K]>) -> Vec<String> {
+    key_scopes
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| ceiling.is_none_or(|c| c.iter().any(|k| k.as_ref() == *s)))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +222,14 @@ mod tests {
         assert_eq!(available(None, &r, None), strings(&["a", "b", "c"]));
         assert_eq!(available(None, &[], Some(&ceil)), strings(&["a", "b"]));
         assert!(available(None, &[], None).is_empty());
+    }
+
+    #[test]
+    fn effective_scopes_respect_the_current_ceiling() {
+        let key = strings(&["read", "write"]);
+        assert_eq!(effective(&key, None), key);
+        let ceil = strings(&["write", "admin"]);
+        assert_eq!(effective(&key, Some(&ceil)), strings(&["write"]));
     }
 
     #[test]

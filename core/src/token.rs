@@ -180,9 +180,14 @@ pub fn mask_parts(prefix: &str, last4: &str) -> String {
     s
 }
 
-/// Parses a token: `None` when the shape or the checksum is wrong. Never
-/// panics and touches no storage, so it is safe on any input.
-pub fn parse(text: &str) -> Option<ParsedToken<'_>> {
+/// Whether `text` has the shape of a token (what secret scanners match),
+/// regardless of its checksum.
+pub fn has_shape(text: &str) -> bool {
+    parse_shape(text).is_some()
+}
+
+/// Splits a token-shaped text into (prefix length, head length).
+fn parse_shape(text: &str) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     if b.len() < MIN_TOKEN_LEN || b.len() > MAX_TOKEN_LEN || !text.is_ascii() {
         return None;
@@ -193,19 +198,18 @@ pub fn parse(text: &str) -> Option<ParsedToken<'_>> {
     }
     let prefix = &text[..prefix_len];
     let head_len = match prefix.find('_') {
-        None => {
-            if !is_segment(prefix) {
-                return None;
-            }
-            prefix_len
-        }
-        Some(i) => {
-            if !is_segment(&prefix[..i]) || !is_segment(&prefix[i + 1..]) {
-                return None;
-            }
-            i
-        }
+        None if is_segment(prefix) => prefix_len,
+        Some(i) if is_segment(&prefix[..i]) && is_segment(&prefix[i + 1..]) => i,
+        _ => return None,
     };
+    Some((prefix_len, head_len))
+}
+
+/// Parses a token: `None` when the shape or the checksum is wrong. Never
+/// panics and touches no storage, so it is safe on any input.
+pub fn parse(text: &str) -> Option<ParsedToken<'_>> {
+    let (prefix_len, head_len) = parse_shape(text)?;
+    let b = text.as_bytes();
     let split = b.len() - CHECKSUM_LEN;
     if checksum(&b[..split]) != b[split..] {
         return None;

@@ -76,7 +76,7 @@ fn get_str(setting: &GucSetting<Option<CString>>) -> Option<&'static CStr> {
 }
 
 /// `api_keys.environment`, `None` when empty.
-pub fn current_environment() -> Option<&'static str> {
+pub fn current_environment<'a>() -> Option<&'a str> {
     get_str(&ENVIRONMENT)
         .and_then(|c| c.to_str().ok())
         .filter(|s| !s.is_empty())

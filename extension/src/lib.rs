@@ -4,6 +4,7 @@
 
 use pgrx::prelude::*;
 
+mod auth;
 mod guc;
 mod raise;
 mod rules;

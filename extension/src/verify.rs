@@ -13,7 +13,7 @@ use api_keys_core::verify::{decide, Isolation, StoredKey};
 use api_keys_core::VerifyCode;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
+use pgrx::spi::{OwnedPreparedStatement, SpiTupleTable};
 use pgrx::{pg_sys, Array, FromDatum, IntoDatum, PgMemoryContexts};
 
 use crate::guc;
@@ -35,45 +35,72 @@ thread_local! {
     static LOOKUP_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
 }
 
-#[no_mangle]
-pub extern "C" fn pg_finfo_api_key_verify_c() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
+/// Columns of [`LOOKUP`], 1-based.
+pub mod col {
+    pub const ID: usize = 1;
+    pub const OWNER_TYPE: usize = 2;
+    pub const OWNER_ID: usize = 3;
+    pub const ENVIRONMENT: usize = 6;
+    pub const SCOPES: usize = 7;
+    pub const REVOKED: usize = 10;
+    pub const EXPIRED: usize = 11;
+    pub const CEILING: usize = 12;
 }
 
-/// # Safety
-/// Called by the Postgres executor with a valid `fcinfo` for
-/// `api_key_verify(text, text[], text)`.
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn api_key_verify_c(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    let tupdesc = result_tupdesc(fcinfo);
-    let token_arg = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0);
-    let text = match token_arg.and_then(|d| token_text(d)) {
-        Some(t) => t,
-        None => return row(tupdesc, VerifyCode::Malformed, None),
-    };
-    let parsed = match token::parse(text) {
+/// A found key, as the lookup row holds it.
+pub struct Found<'t, 'conn> {
+    pub row: &'t SpiTupleTable<'conn>,
+}
+
+impl Found<'_, '_> {
+    pub fn datum(&self, n: usize) -> Option<pg_sys::Datum> {
+        self.row.get_datum_by_ordinal(n).ok().flatten()
+    }
+
+    pub fn text(&self, n: usize) -> Option<&str> {
+        // SAFETY: the lookup's column n is text; the datum lives as long as the SPI row
+        unsafe {
+            self.datum(n)
+                .and_then(|d| <&str as FromDatum>::from_datum(d, false))
+        }
+    }
+
+    fn flag(&self, n: usize) -> bool {
+        // SAFETY: the lookup's column n is boolean
+        unsafe {
+            self.datum(n)
+                .and_then(|d| bool::from_datum(d, false))
+                .unwrap_or(false)
+        }
+    }
+
+    pub fn text_array(&self, n: usize) -> Option<Array<'_, &str>> {
+        // SAFETY: the lookup's column n is text[]
+        unsafe {
+            self.datum(n)
+                .and_then(|d| Array::<&str>::from_datum(d, false))
+        }
+    }
+}
+
+/// Verifies `text` and hands the code, and the key's row when one was found,
+/// to `then`, which runs inside the SPI connection (for datums that must
+/// outlive it, switch to the caller's memory context).
+pub fn verify_with<R>(
+    text: Option<&str>,
+    required: &[Option<&str>],
+    current_environment: Option<&str>,
+    then: impl FnOnce(VerifyCode, Option<&Found>) -> R,
+) -> R {
+    let parsed = match text.and_then(token::parse) {
         Some(p) => p,
-        None => return row(tupdesc, VerifyCode::Malformed, None),
+        None => return then(VerifyCode::Malformed, None),
     };
-    let required_arr =
-        pgrx::fcinfo::pg_getarg_datum(fcinfo, 1).and_then(|d| Array::<&str>::from_datum(d, false));
-    let required: Vec<Option<&str>> = required_arr
-        .as_ref()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let env_arg: Option<&str> = pgrx::fcinfo::pg_getarg_datum(fcinfo, 2)
-        .and_then(|d| <&str as FromDatum>::from_datum(d, false));
     let isolation = Isolation {
         strict: guc::strict_isolation(),
-        current: env_arg.or_else(guc::current_environment),
+        current: current_environment.or_else(guc::current_environment),
     };
     let hash = parsed.hash();
-    let outer = PgMemoryContexts::CurrentMemoryContext.value();
-
     Spi::connect(|client| {
         LOOKUP_PLAN.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -89,49 +116,69 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
                 .select(plan, Some(1), &args)
                 .unwrap_or_else(|e| error!("api_keys: verify lookup: {e}"));
             if table.is_empty() {
-                return PgMemoryContexts::For(outer)
-                    .switch_to(|_| row(tupdesc, VerifyCode::NotFound, None));
+                return then(VerifyCode::NotFound, None);
             }
             let table = table.first();
-            let get = |n: usize| table.get_datum_by_ordinal(n).ok().flatten();
-            let revoked = get(10)
-                .and_then(|d| bool::from_datum(d, false))
-                .unwrap_or(false);
-            let expired = get(11)
-                .and_then(|d| bool::from_datum(d, false))
-                .unwrap_or(false);
-            let environment = get(6).and_then(|d| <&str as FromDatum>::from_datum(d, false));
-            let scopes_arr = get(7).and_then(|d| Array::<&str>::from_datum(d, false));
+            let found = Found { row: &table };
+            let scopes_arr = found.text_array(col::SCOPES);
             let scopes: Vec<&str> = scopes_arr
                 .as_ref()
                 .map(|a| a.iter().flatten().collect())
                 .unwrap_or_default();
-            let ceiling_arr = get(12).and_then(|d| Array::<&str>::from_datum(d, false));
+            let ceiling_arr = found.text_array(col::CEILING);
             let ceiling: Option<Vec<&str>> =
                 ceiling_arr.as_ref().map(|a| a.iter().flatten().collect());
             let key = StoredKey {
-                revoked,
-                expired,
-                environment,
+                revoked: found.flag(col::REVOKED),
+                expired: found.flag(col::EXPIRED),
+                environment: found.text(col::ENVIRONMENT),
                 scopes: &scopes,
                 ceiling: ceiling.as_deref(),
             };
-            let code = decide(&key, isolation, &required);
-            let identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]> =
-                if code.reveals_identity() {
-                    Some(std::array::from_fn(|i| get(i + 1)))
-                } else {
-                    None
-                };
-            PgMemoryContexts::For(outer).switch_to(|_| row(tupdesc, code, identity))
+            let code = decide(&key, isolation, required);
+            then(code, Some(&found))
         })
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_api_key_verify_c() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by the Postgres executor with a valid `fcinfo` for
+/// `api_key_verify(text, text[], text)`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn api_key_verify_c(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let tupdesc = result_tupdesc(fcinfo);
+    let text = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0).and_then(|d| token_text(d));
+    let required_arr =
+        pgrx::fcinfo::pg_getarg_datum(fcinfo, 1).and_then(|d| Array::<&str>::from_datum(d, false));
+    let required: Vec<Option<&str>> = required_arr
+        .as_ref()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let env_arg: Option<&str> = pgrx::fcinfo::pg_getarg_datum(fcinfo, 2)
+        .and_then(|d| <&str as FromDatum>::from_datum(d, false));
+    let outer = PgMemoryContexts::CurrentMemoryContext.value();
+    verify_with(text, &required, env_arg, |code, found| {
+        let identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]> = match found {
+            Some(f) if code.reveals_identity() => Some(std::array::from_fn(|i| f.datum(i + 1))),
+            _ => None,
+        };
+        PgMemoryContexts::For(outer).switch_to(|_| row(tupdesc, code, identity))
     })
 }
 
 /// The token argument as text, or `None` when it cannot be a token: longer
 /// than any token (checked before detoasting, so 1 MB costs nothing) or not
 /// valid UTF-8.
-unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
+pub unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     let raw_size = pg_sys::toast_raw_datum_size(datum);
     if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN {
         return None;

@@ -1,0 +1,121 @@
+//! PostgREST pre-request authentication and the request identity (SPEC §6).
+//!
+//! The identity lives in backend memory, stamped with the local transaction
+//! id, rather than in a settable GUC: SQL in the same session cannot forge it
+//! with set_config, and it vanishes with the transaction that authenticated,
+//! so a pooled connection's next transaction sees NULL.
+
+use std::cell::RefCell;
+
+use api_keys_core::request::token_from_headers_json;
+use api_keys_core::scopes;
+use api_keys_core::VerifyCode;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, FromDatum};
+
+use crate::verify::{col, verify_with};
+
+struct Identity {
+    lxid: pg_sys::LocalTransactionId,
+    key_id: pgrx::Uuid,
+    owner_type: String,
+    owner_id: String,
+    scopes: Vec<String>,
+}
+
+thread_local! {
+    static IDENTITY: RefCell<Option<Identity>> = const { RefCell::new(None) };
+}
+
+fn current_lxid() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is set for every backend that can run SQL
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+fn with_identity<R>(f: impl FnOnce(&Identity) -> R) -> Option<R> {
+    IDENTITY.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|i| i.lxid == current_lxid())
+            .map(f)
+    })
+}
+
+/// Verifies the request's key and, when valid, sets the identity for this
+/// transaction. Returns the verify code, or `no_key`. Internal: called by
+/// api_key_authenticate, which turns codes into PT401/PT403.
+#[pg_extern(volatile)]
+fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<String>>>) -> String {
+    IDENTITY.with(|c| c.borrow_mut().take());
+    let Some(token) = headers.and_then(token_from_headers_json) else {
+        return "no_key".to_owned();
+    };
+    let required: Vec<Option<&str>> = required_scopes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.as_deref())
+        .collect();
+    verify_with(Some(&token), &required, None, |code, found| {
+        if let (VerifyCode::Valid, Some(f)) = (code, found) {
+            // SAFETY: column ID of the lookup is a uuid
+            let key_id = unsafe {
+                f.datum(col::ID)
+                    .and_then(|d| pgrx::Uuid::from_datum(d, false))
+            };
+            let key_scopes = f.text_array(col::SCOPES);
+            let key_scopes: Vec<&str> = key_scopes
+                .as_ref()
+                .map(|a| a.iter().flatten().collect())
+                .unwrap_or_default();
+            let ceiling = f.text_array(col::CEILING);
+            let ceiling: Option<Vec<&str>> = ceiling.as_ref().map(|a| a.iter().flatten().collect());
+            if let (Some(key_id), Some(owner_type), Some(owner_id)) =
+                (key_id, f.text(col::OWNER_TYPE), f.text(col::OWNER_ID))
+            {
+                let identity = Identity {
+                    lxid: current_lxid(),
+                    key_id,
+                    owner_type: owner_type.to_owned(),
+                    owner_id: owner_id.to_owned(),
+                    scopes: scopes::effective(&key_scopes, ceiling.as_deref()),
+                };
+                IDENTITY.with(|c| *c.borrow_mut() = Some(identity));
+            }
+        }
+        code.as_str().to_owned()
+    })
+}
+
+/// The authenticated key's id in this transaction, else NULL.
+#[pg_extern(stable, parallel_restricted)]
+fn current_key_id() -> Option<pgrx::Uuid> {
+    with_identity(|i| i.key_id)
+}
+
+/// The authenticated key's owner type in this transaction, else NULL.
+#[pg_extern(stable, parallel_restricted)]
+fn current_owner_type() -> Option<String> {
+    with_identity(|i| i.owner_type.clone())
+}
+
+/// The authenticated key's owner id in this transaction, else NULL.
+#[pg_extern(stable, parallel_restricted)]
+fn current_owner_id() -> Option<String> {
+    with_identity(|i| i.owner_id.clone())
+}
+
+/// The authenticated key's scopes (within its type's ceiling), else NULL.
+#[pg_extern(stable, parallel_restricted)]
+fn current_scopes() -> Option<Vec<String>> {
+    with_identity(|i| i.scopes.clone())
+}
+
+/// Whether the authenticated key holds `scope`; false without one.
+#[pg_extern(stable, parallel_restricted)]
+fn has_scope(scope: Option<&str>) -> bool {
+    match scope {
+        None => false,
+        Some(s) => with_identity(|i| i.scopes.iter().any(|k| k == s)).unwrap_or(false),
+    }
+}
