@@ -139,3 +139,14 @@ CREATE TYPE api_keys.key_info AS (
     last_used_at   timestamptz,
     requests_count bigint
 );
+
+-- Extension tables are left out of pg_dump unless registered: without this a
+-- backup would silently lose every key and setting.
+SELECT pg_catalog.pg_extension_config_dump('api_keys.key_types', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.environments', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.scopes', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.owner_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.keys', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.scopes_position_seq', '');

@@ -1,0 +1,262 @@
+//! `api_key_verify`: codes, identity columns, robustness (SPEC §5 Verify).
+
+use api_keys_tests::*;
+use postgres::Client;
+use rand::Rng;
+use serde_json::json;
+
+fn issue_with_scopes(c: &mut Client, scopes: &[&str]) -> IssuedKey {
+    issue(
+        c,
+        "owner_type => 'user', owner_id => '42', name => 'ci', scopes => $1::text[], \
+         metadata => '{\"plan\":\"pro\"}'",
+        &[&scopes],
+    )
+}
+
+#[test]
+fn issued_key_verifies_as_valid_with_identity_columns() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_with_scopes(&mut c, &["read", "write"]);
+    let v = verify(&mut c, &key.token);
+    v.assert_code("valid");
+    assert_eq!(v.key_id, Some(key.id));
+    assert_eq!(v.owner_type.as_deref(), Some("user"));
+    assert_eq!(v.owner_id.as_deref(), Some("42"));
+    assert_eq!(v.name.as_deref(), Some("ci"));
+    assert_eq!(v.key_type, None);
+    assert_eq!(v.environment, None);
+    assert_eq!(v.scopes, Some(vec!["read".into(), "write".into()]));
+    assert_eq!(v.metadata, Some(json!({"plan": "pro"})));
+    assert_eq!(v.expires_at, None);
+}
+
+#[test]
+fn verify_reports_expires_at_of_expiring_key() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue(
+        &mut c,
+        "owner_type => 'user', owner_id => '1', expires_in => '7_days'",
+        &[],
+    );
+    let v = verify(&mut c, &key.token);
+    v.assert_code("valid");
+    assert_eq!(v.expires_at, key.expires_at);
+    assert!(v.expires_at.is_some());
+}
+
+#[test]
+fn revoked_key_verifies_as_revoked_without_identity() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    assert!(revoke(&mut c, key.id));
+    let v = verify(&mut c, &key.token);
+    v.assert_code("revoked");
+    v.assert_identity_null();
+}
+
+#[test]
+fn key_past_expiry_verifies_as_expired_without_identity() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue(
+        &mut c,
+        "owner_type => 'user', owner_id => '1', expires_at => now() + interval '1 second'",
+        &[],
+    );
+    verify(&mut c, &key.token).assert_code("valid");
+    wait_for_one_second_expiry();
+    let v = verify(&mut c, &key.token);
+    v.assert_code("expired");
+    v.assert_identity_null();
+}
+
+#[test]
+fn unknown_well_formed_token_is_not_found() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    issue_for(&mut c, "user", "1");
+    let forged = forge_token("ak");
+    assert!(checksum_ok(&forged) && scanner_regex().is_match(&forged));
+    let v = verify(&mut c, &forged);
+    v.assert_code("not_found");
+    v.assert_identity_null();
+}
+
+#[test]
+fn real_token_with_new_random_part_and_recomputed_checksum_is_not_found() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    let head = &key.token[..key.token.len() - 6];
+    let changed = mutate_at(head, head.len() - 1);
+    let forged = with_checksum(&changed);
+    verify(&mut c, &forged).assert_code("not_found");
+}
+
+// SPEC: an unknown prefix is still the right shape, so it is not `malformed`.
+#[test]
+fn well_formed_token_with_unknown_prefix_is_not_found() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    verify(&mut c, &forge_token("zz_live")).assert_code("not_found");
+}
+
+#[test]
+fn any_single_changed_character_makes_token_malformed() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    for i in 0..key.token.len() {
+        let changed = mutate_at(&key.token, i);
+        let v = verify(&mut c, &changed);
+        assert_eq!(v.code, "malformed", "changed index {i}: {changed}");
+        v.assert_identity_null();
+    }
+}
+
+#[test]
+fn missing_scope_is_insufficient_scope_with_identity() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_with_scopes(&mut c, &["read"]);
+    let v = verify_scopes(&mut c, &key.token, &["read", "write"]);
+    v.assert_code("insufficient_scope");
+    assert_eq!(v.key_id, Some(key.id));
+    assert_eq!(v.owner_type.as_deref(), Some("user"));
+    assert_eq!(v.owner_id.as_deref(), Some("42"));
+    assert_eq!(v.name.as_deref(), Some("ci"));
+    assert_eq!(v.scopes, Some(vec!["read".to_owned()]));
+    assert_eq!(v.metadata, Some(json!({"plan": "pro"})));
+}
+
+#[test]
+fn held_required_scopes_verify_as_valid() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_with_scopes(&mut c, &["read", "write", "admin"]);
+    verify_scopes(&mut c, &key.token, &["write", "read"]).assert_code("valid");
+}
+
+#[test]
+fn null_required_scopes_means_none_required() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_with_scopes(&mut c, &[]);
+    let v = verify_sql(
+        &mut c,
+        "$1::text, required_scopes => NULL::text[]",
+        &[&key.token],
+    );
+    v.assert_code("valid");
+    assert_eq!(v.key_id, Some(key.id));
+}
+
+#[test]
+fn verify_of_null_token_is_malformed() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    // SPEC: "never raises … it answers with a code"; NULL has no valid shape.
+    let v = verify_sql(&mut c, "NULL::text", &[]);
+    v.assert_code("malformed");
+    v.assert_identity_null();
+}
+
+#[test]
+fn verify_of_empty_token_is_malformed() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    verify(&mut c, "").assert_code("malformed");
+}
+
+#[test]
+fn verify_of_one_megabyte_token_is_malformed() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    verify(&mut c, &"A".repeat(1 << 20)).assert_code("malformed");
+    let key = issue_for(&mut c, "user", "1");
+    let long = format!("{}{}", key.token, "0".repeat(1 << 20));
+    verify(&mut c, &long).assert_code("malformed");
+}
+
+#[test]
+fn verify_of_random_bytes_never_raises() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let len = rng.gen_range(1..120);
+        // Any byte but NUL, read as Latin-1 so the text is valid UTF-8.
+        let text: String = (0..len)
+            .map(|_| char::from(rng.gen_range(1u8..=255)))
+            .collect();
+        let v = verify(&mut c, &text);
+        assert_eq!(v.code, "malformed", "input {text:?}");
+    }
+}
+
+#[test]
+fn verify_of_unicode_text_is_malformed() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    let fullwidth: String = key
+        .token
+        .chars()
+        .map(|ch| match ch {
+            '0'..='9' => char::from_u32(ch as u32 - '0' as u32 + 0xFF10).unwrap_or(ch),
+            _ => ch,
+        })
+        .collect();
+    let inputs = [
+        "🔑".repeat(41),
+        format!("ak_{}", "ß".repeat(38)),
+        format!("ak_{}", "Ωmega".repeat(8)),
+        format!("ａｋ_{}", body_of(&key.token)),
+        fullwidth,
+        format!("{}\u{200b}", key.token),
+        "\u{feff}".to_owned() + &key.token,
+    ];
+    for input in inputs {
+        assert_ne!(input, key.token);
+        assert_eq!(verify(&mut c, &input).code, "malformed", "input {input:?}");
+    }
+}
+
+#[test]
+fn verify_of_sql_injection_strings_is_malformed_and_harmless() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    let inputs = [
+        "' OR '1'='1".to_owned(),
+        "'; DELETE FROM api_keys.keys; --".to_owned(),
+        format!("{}' OR 1=1 --", key.token),
+        "ak_') UNION SELECT * FROM pg_authid --".to_owned(),
+        "$$; DROP SCHEMA api_keys CASCADE; $$".to_owned(),
+        "%' AND pg_sleep(5) IS NULL --".to_owned(),
+        "\\x00\\'".to_owned(),
+    ];
+    for input in &inputs {
+        assert_eq!(verify(&mut c, input).code, "malformed", "input {input:?}");
+    }
+    verify(&mut c, &key.token).assert_code("valid");
+}
+
+#[test]
+fn verify_works_inside_read_only_transaction() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let good = issue_for(&mut c, "user", "1");
+    let revoked = issue_for(&mut c, "user", "1");
+    revoke(&mut c, revoked.id);
+    let mut tx = c.build_transaction().read_only(true).start().unwrap();
+    verify(&mut tx, &good.token).assert_code("valid");
+    verify(&mut tx, &good.token).assert_code("valid");
+    verify(&mut tx, &revoked.token).assert_code("revoked");
+    verify(&mut tx, &forge_token("ak")).assert_code("not_found");
+    tx.commit().expect("read-only transaction commits");
+}
