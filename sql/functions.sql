@@ -536,7 +536,9 @@ GRANT EXECUTE ON FUNCTION
     api_keys.api_key_type_define(text, text, text[], boolean, boolean, integer),
     api_keys.api_key_environment_define(text, text),
     api_keys.api_key_scope_define(text, text, boolean),
-    api_keys.api_key_owner_policy_set(text, integer, boolean, text[])
+    api_keys.api_key_owner_policy_set(text, integer, boolean, text[]),
+    api_keys.api_key_usage_stats(),
+    api_keys.api_key_usage_flush()
 TO api_keys_admin;
 
 GRANT SELECT ON api_keys.audit_log TO api_keys_admin;
@@ -613,3 +615,7 @@ COMMENT ON FUNCTION api_keys.current_owner_type() IS 'The owner type of the key 
 COMMENT ON FUNCTION api_keys.current_owner_id() IS 'The owner id of the key authenticated in this transaction, else NULL.';
 COMMENT ON FUNCTION api_keys.current_scopes() IS 'The scopes of the key authenticated in this transaction, else NULL.';
 COMMENT ON FUNCTION api_keys.has_scope(text) IS 'Whether the key authenticated in this transaction holds the scope.';
+COMMENT ON FUNCTION api_keys.api_key_usage_stats() IS
+    'Usage tracking counters: preloaded, capacity, keys with pending counts, verifications recorded, dropped, flushed.';
+COMMENT ON FUNCTION api_keys.api_key_usage_flush() IS
+    'Wakes the usage flusher now; false when the library is not preloaded.';

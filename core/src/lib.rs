@@ -11,6 +11,7 @@ pub mod limits;
 pub mod request;
 pub mod scopes;
 pub mod token;
+pub mod usage;
 pub mod verify;
 
 pub use error::{Reason, RuleError};

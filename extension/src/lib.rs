@@ -9,6 +9,7 @@ mod guc;
 mod raise;
 mod rules;
 mod tokens;
+mod usage;
 mod verify;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -19,6 +20,7 @@ extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::define();
+    usage::init();
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ const IDENTITY_COLUMNS: usize = 9;
 const LOOKUP: &str = "SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment, \
      k.scopes, k.metadata, k.expires_at, \
      k.revoked_at IS NOT NULL, k.expires_at IS NOT NULL AND k.expires_at <= now(), \
-     t.permissions \
+     t.permissions, k.last_used_at \
      FROM api_keys.keys k LEFT JOIN api_keys.key_types t ON t.name = k.key_type \
      WHERE k.token_hash = $1";
 
@@ -45,6 +45,7 @@ pub mod col {
     pub const REVOKED: usize = 10;
     pub const EXPIRED: usize = 11;
     pub const CEILING: usize = 12;
+    pub const LAST_USED_AT: usize = 13;
 }
 
 /// A found key, as the lookup row holds it.
@@ -101,7 +102,7 @@ pub fn verify_with<R>(
         current: current_environment.or_else(guc::current_environment),
     };
     let hash = parsed.hash();
-    Spi::connect(|client| {
+    Spi::connect_mut(|client| {
         LOOKUP_PLAN.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -136,6 +137,15 @@ pub fn verify_with<R>(
                 ceiling: ceiling.as_deref(),
             };
             let code = decide(&key, isolation, required);
+            if code.is_valid() {
+                if let Some(id) = found.datum(col::ID) {
+                    // SAFETY: LAST_USED_AT is a timestamptz (int8 by value), ID a uuid
+                    unsafe {
+                        let last_used = found.datum(col::LAST_USED_AT).map(|d| d.value() as i64);
+                        crate::usage::track(client, id, last_used);
+                    }
+                }
+            }
             then(code, Some(&found))
         })
     })

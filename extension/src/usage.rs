@@ -1,0 +1,250 @@
+//! Usage tracking without a write per verify (SPEC §7).
+//!
+//! Preloaded: verify adds to a table in shared memory (core's UsageTable
+//! behind one LWLock) and a background worker flushes it every
+//! `api_keys.usage_flush_interval`, one short-lived worker per database
+//! (a worker can only connect to one database). Not preloaded: at most one
+//! `last_used_at` write per key per `api_keys.last_used_resolution`, and only
+//! where a write cannot hurt (read-write, READ COMMITTED, not on a standby).
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use api_keys_core::usage::UsageTable;
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::{pg_shmem_init, pg_sys, FromDatum, PGRXSharedMemory, PgLwLock};
+
+use crate::guc;
+
+const CAPACITY: usize = 16_384;
+
+#[derive(Clone, Copy, Default)]
+pub struct SharedUsage {
+    table: UsageTable<CAPACITY>,
+    /// The flusher's latch (a PGPROC's, so valid in every process), to wake
+    /// it early when the table fills up; 0 while it is not running.
+    flusher_latch: usize,
+}
+
+// SAFETY: plain old data with no pointers into process-local memory
+unsafe impl PGRXSharedMemory for SharedUsage {}
+
+static USAGE: PgLwLock<SharedUsage> = unsafe { PgLwLock::new(c"api_keys_usage") };
+
+thread_local! {
+    static PRELOADED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static TOUCH_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// Called from _PG_init: shared memory and the flusher exist only when the
+/// library is in shared_preload_libraries.
+pub fn init() {
+    // SAFETY: read-only flag set by the postmaster
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    pg_shmem_init!(USAGE = SharedUsage::default());
+    PRELOADED.with(|p| p.set(true));
+    BackgroundWorkerBuilder::new("api_keys usage flusher")
+        .set_type("api_keys usage flusher")
+        .set_library("api_keys")
+        .set_function("api_keys_usage_flusher_main")
+        .enable_shmem_access(None)
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+pub fn preloaded() -> bool {
+    PRELOADED.with(|p| p.get())
+}
+
+/// Records one valid verification of `key_id` (a uuid datum). `last_used_at`
+/// is the key's stored value, for the fallback. Never raises for tracking's
+/// sake: a full table drops the count.
+///
+/// # Safety
+/// `key_id` must be a uuid datum.
+pub unsafe fn track(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, last_used_at: Option<i64>) {
+    if pg_sys::RecoveryInProgress() {
+        return; // a standby cannot flush; its verifications are not counted
+    }
+    let now = pg_sys::GetCurrentTransactionStartTimestamp();
+    if preloaded() {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(std::slice::from_raw_parts(key_id.cast_mut_ptr::<u8>(), 16));
+        let mut shared = USAGE.exclusive();
+        shared.table.record(pg_sys::MyDatabaseId.to_u32(), key, now);
+        if shared.table.needs_flush() && shared.flusher_latch != 0 {
+            pg_sys::SetLatch(shared.flusher_latch as *mut pg_sys::Latch);
+        }
+        return;
+    }
+    let resolution = i64::from(guc::LAST_USED_RESOLUTION.get()) * 1_000_000;
+    let fresh = last_used_at.is_some_and(|t| t > now - resolution);
+    let writable =
+        !pg_sys::XactReadOnly && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32;
+    if fresh || !writable {
+        return;
+    }
+    TOUCH_PLAN.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            // SKIP LOCKED: never wait behind a revoke or another verifier
+            let stmt = client
+                .prepare_mut(
+                    "UPDATE api_keys.keys SET last_used_at = now() \
+                      WHERE id = (SELECT id FROM api_keys.keys WHERE id = $1 FOR UPDATE SKIP LOCKED) \
+                        AND (last_used_at IS NULL OR last_used_at < now() - $2 * interval '1 second')",
+                    &[pg_sys::UUIDOID.into(), pg_sys::INT4OID.into()],
+                )
+                .unwrap_or_else(|e| error!("api_keys: preparing last_used_at update: {e}"));
+            *slot = Some(stmt.keep());
+        }
+        let plan = slot.as_ref().expect("prepared above");
+        let Some(id) = pgrx::Uuid::from_datum(key_id, false) else { return };
+        let args = [DatumWithOid::from(id), DatumWithOid::from(guc::LAST_USED_RESOLUTION.get())];
+        if let Err(e) = client.update(plan, None, &args) {
+            warning!("api_keys: could not record last_used_at: {e}");
+        }
+    });
+}
+
+/// Usage tracking counters: whether preloaded, the table's capacity, how
+/// many keys have pending counts, and verifications recorded, dropped
+/// (table full) and flushed since the server started.
+#[pg_extern(volatile)]
+fn api_key_usage_stats() -> TableIterator<
+    'static,
+    (
+        name!(preloaded, bool),
+        name!(capacity, i32),
+        name!(pending_keys, i32),
+        name!(recorded, i64),
+        name!(dropped, i64),
+        name!(flushed, i64),
+    ),
+> {
+    let row = if preloaded() {
+        let s = USAGE.share();
+        (
+            true,
+            CAPACITY as i32,
+            s.table.len() as i32,
+            s.table.recorded as i64,
+            s.table.dropped as i64,
+            s.table.flushed as i64,
+        )
+    } else {
+        (false, 0, 0, 0, 0, 0)
+    };
+    TableIterator::once(row)
+}
+
+/// Wakes the flusher now instead of at the next interval; false when usage
+/// is not tracked in shared memory (library not preloaded).
+#[pg_extern(volatile)]
+fn api_key_usage_flush() -> bool {
+    if !preloaded() {
+        return false;
+    }
+    let latch = USAGE.share().flusher_latch;
+    if latch != 0 {
+        // SAFETY: the latch is a PGPROC's, in shared memory
+        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+    }
+    latch != 0
+}
+
+/// The flusher: wakes every interval (or when the table fills), and for each
+/// database with pending counts starts a worker connected to it.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // Connected to no database (shared catalogs only): a worker without a
+    // connection ignores SIGUSR1, and would never hear that a flush worker
+    // it waits for has exited. This also shows it in pg_stat_activity.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    // SAFETY: MyLatch is this process's PGPROC latch
+    USAGE.exclusive().flusher_latch = unsafe { pg_sys::MyLatch } as usize;
+    loop {
+        let interval = Duration::from_millis(guc::USAGE_FLUSH_INTERVAL.get().max(100) as u64);
+        if !BackgroundWorker::wait_latch(Some(interval)) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: called from the worker's main loop, as Postgres' own workers do
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let databases = USAGE.share().table.databases();
+        for db in databases {
+            flush_database(db);
+        }
+    }
+    USAGE.exclusive().flusher_latch = 0;
+}
+
+fn flush_database(db: u32) {
+    let started = BackgroundWorkerBuilder::new("api_keys usage flush")
+        .set_type("api_keys usage flush")
+        .set_library("api_keys")
+        .set_function("api_keys_usage_flush_db")
+        .set_argument(Some(pg_sys::Datum::from(db)))
+        .enable_spi_access()
+        // SAFETY: read-only global
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .load_dynamic();
+    match started {
+        Ok(worker) => {
+            if let Err(e) = worker.wait_for_shutdown() {
+                log!("api_keys: usage flush worker for database {db} ended: {e:?}");
+            }
+        }
+        Err(_) => log!("api_keys: no background worker slot to flush usage of database {db}; retrying next interval"),
+    }
+}
+
+/// One database's flush: takes its pending counts out of shared memory and
+/// adds them to the keys in one UPDATE. A crash here loses at most these
+/// counts (one interval), never keys.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn api_keys_usage_flush_db(arg: pg_sys::Datum) {
+    let db = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    BackgroundWorker::transaction(|| {
+        let installed = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'api_keys')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        let drained = USAGE.exclusive().table.drain(db.to_u32());
+        if !installed || drained.is_empty() {
+            return;
+        }
+        let ids: Vec<pgrx::Uuid> = drained
+            .iter()
+            .map(|u| pgrx::Uuid::from_bytes(u.key))
+            .collect();
+        let counts: Vec<i64> = drained.iter().map(|u| u.count as i64).collect();
+        let times: Vec<i64> = drained.iter().map(|u| u.last_used).collect();
+        Spi::run_with_args(
+            "UPDATE api_keys.keys k \
+                SET requests_count = k.requests_count + u.n, \
+                    last_used_at = greatest(k.last_used_at, timestamptz '2000-01-01 00:00:00+00' + u.t * interval '1 microsecond') \
+               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, n, t) \
+              WHERE k.id = u.id",
+            &[ids.into(), counts.into(), times.into()],
+        )
+        .unwrap_or_else(|e| error!("api_keys: flushing usage: {e}"));
+    });
+}
