@@ -80,6 +80,12 @@ impl Isolation<'_> {
     }
 }
 
+/// "Expired" means `expires_at <= now`; both are Postgres timestamps
+/// (microseconds since 2000-01-01), `now` being the transaction's start.
+pub fn is_expired(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_some_and(|e| e <= now)
+}
+
 /// Decides the code for a key that was found by its hash.
 pub fn decide<K: AsRef<str>, S: AsRef<str>>(
     key: &StoredKey<'_, K>,
@@ -166,6 +172,14 @@ mod tests {
             current: Some("test")
         }
         .admits(Some("live")));
+    }
+
+    #[test]
+    fn expiry_is_inclusive_of_now() {
+        assert!(is_expired(Some(10), 10));
+        assert!(is_expired(Some(9), 10));
+        assert!(!is_expired(Some(11), 10));
+        assert!(!is_expired(None, 10));
     }
 
     #[test]

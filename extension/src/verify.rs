@@ -2,91 +2,39 @@
 //!
 //! Written as a raw V1 function (its CREATE FUNCTION is in sql/functions.sql)
 //! so that it can return the `api_keys.verification` row built straight from
-//! the looked-up datums, without converting each column to Rust and back.
+//! the stored datums, without converting each column to Rust and back.
 //! Never raises for any token text: bad input earns a code.
 
-use std::cell::RefCell;
 use std::ptr;
 
 use api_keys_core::token;
-use api_keys_core::verify::{decide, Isolation, StoredKey};
+use api_keys_core::verify::{decide, is_expired, Isolation, StoredKey};
 use api_keys_core::VerifyCode;
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiTupleTable};
-use pgrx::{pg_sys, Array, FromDatum, IntoDatum, PgMemoryContexts};
+use pgrx::{pg_sys, Array, FromDatum, IntoDatum};
 
 use crate::guc;
+use crate::lookup::{find_key, Col, Found};
 
 const VERIFICATION_COLUMNS: usize = 11;
-/// Identity columns of the lookup, in `verification` order after valid/code.
 const IDENTITY_COLUMNS: usize = 9;
 
-const LOOKUP: &str = "SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment, \
-     k.scopes, k.metadata, k.expires_at, \
-     k.revoked_at IS NOT NULL, k.expires_at IS NOT NULL AND k.expires_at <= now(), \
-     t.permissions, k.last_used_at \
-     FROM api_keys.keys k LEFT JOIN api_keys.key_types t ON t.name = k.key_type \
-     WHERE k.token_hash = $1";
+/// The `verification` identity columns, in order after valid and code.
+const IDENTITY: [Col; IDENTITY_COLUMNS] = [
+    Col::Id,
+    Col::OwnerType,
+    Col::OwnerId,
+    Col::Name,
+    Col::KeyType,
+    Col::Environment,
+    Col::Scopes,
+    Col::Metadata,
+    Col::ExpiresAt,
+];
 
-thread_local! {
-    // A saved plan survives across calls; Postgres re-plans it by its text
-    // when the tables change, so a dropped and re-created extension is fine.
-    static LOOKUP_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
-}
-
-/// Columns of [`LOOKUP`], 1-based.
-pub mod col {
-    pub const ID: usize = 1;
-    pub const OWNER_TYPE: usize = 2;
-    pub const OWNER_ID: usize = 3;
-    pub const ENVIRONMENT: usize = 6;
-    pub const SCOPES: usize = 7;
-    pub const REVOKED: usize = 10;
-    pub const EXPIRED: usize = 11;
-    pub const CEILING: usize = 12;
-    pub const LAST_USED_AT: usize = 13;
-}
-
-/// A found key, as the lookup row holds it.
-pub struct Found<'t, 'conn> {
-    pub row: &'t SpiTupleTable<'conn>,
-}
-
-impl Found<'_, '_> {
-    pub fn datum(&self, n: usize) -> Option<pg_sys::Datum> {
-        self.row.get_datum_by_ordinal(n).ok().flatten()
-    }
-
-    pub fn text(&self, n: usize) -> Option<&str> {
-        // SAFETY: the lookup's column n is text; the datum lives as long as the SPI row
-        unsafe {
-            self.datum(n)
-                .and_then(|d| <&str as FromDatum>::from_datum(d, false))
-        }
-    }
-
-    fn flag(&self, n: usize) -> bool {
-        // SAFETY: the lookup's column n is boolean
-        unsafe {
-            self.datum(n)
-                .and_then(|d| bool::from_datum(d, false))
-                .unwrap_or(false)
-        }
-    }
-
-    pub fn text_array(&self, n: usize) -> Option<Array<'_, &str>> {
-        // SAFETY: the lookup's column n is text[]
-        unsafe {
-            self.datum(n)
-                .and_then(|d| Array::<&str>::from_datum(d, false))
-        }
-    }
-}
-
-/// Verifies `text` and hands the code, and the key's row when one was found,
-/// to `then`, which runs inside the SPI connection (for datums that must
-/// outlive it, switch to the caller's memory context).
+/// Verifies `text` and hands the code, and the key when one was found, to
+/// `then` (the key's datums are valid only inside it). Records usage of a
+/// valid key.
 pub fn verify_with<R>(
     text: Option<&str>,
     required: &[Option<&str>],
@@ -101,53 +49,36 @@ pub fn verify_with<R>(
         strict: guc::strict_isolation(),
         current: current_environment.or_else(guc::current_environment),
     };
-    let hash = parsed.hash();
-    Spi::connect_mut(|client| {
-        LOOKUP_PLAN.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                let stmt = client
-                    .prepare(LOOKUP, &[pg_sys::BYTEAOID.into()])
-                    .unwrap_or_else(|e| error!("api_keys: preparing verify lookup: {e}"));
-                *slot = Some(stmt.keep());
+    find_key(parsed.hash().as_bytes(), |found| {
+        let Some(f) = found else {
+            return then(VerifyCode::NotFound, None);
+        };
+        let scopes_arr = f.text_array(Col::Scopes);
+        let scopes: Vec<&str> = scopes_arr
+            .as_ref()
+            .map(|a| a.iter().flatten().collect())
+            .unwrap_or_default();
+        let ceiling: Option<Vec<&str>> = f
+            .ceiling
+            .as_ref()
+            .map(|c| c.iter().map(String::as_str).collect());
+        // SAFETY: reads the transaction's start time, which is now()
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        let key = StoredKey {
+            revoked: f.datum(Col::RevokedAt).is_some(),
+            expired: is_expired(f.timestamp(Col::ExpiresAt), now),
+            environment: f.text(Col::Environment),
+            scopes: &scopes,
+            ceiling: ceiling.as_deref(),
+        };
+        let code = decide(&key, isolation, required);
+        if code.is_valid() {
+            if let Some(id) = f.datum(Col::Id) {
+                // SAFETY: Id is a uuid datum
+                unsafe { crate::usage::track(id, f.timestamp(Col::LastUsedAt)) };
             }
-            let plan = slot.as_ref().expect("prepared above");
-            let args = [DatumWithOid::from(&hash.as_bytes()[..])];
-            let table = client
-                .select(plan, Some(1), &args)
-                .unwrap_or_else(|e| error!("api_keys: verify lookup: {e}"));
-            if table.is_empty() {
-                return then(VerifyCode::NotFound, None);
-            }
-            let table = table.first();
-            let found = Found { row: &table };
-            let scopes_arr = found.text_array(col::SCOPES);
-            let scopes: Vec<&str> = scopes_arr
-                .as_ref()
-                .map(|a| a.iter().flatten().collect())
-                .unwrap_or_default();
-            let ceiling_arr = found.text_array(col::CEILING);
-            let ceiling: Option<Vec<&str>> =
-                ceiling_arr.as_ref().map(|a| a.iter().flatten().collect());
-            let key = StoredKey {
-                revoked: found.flag(col::REVOKED),
-                expired: found.flag(col::EXPIRED),
-                environment: found.text(col::ENVIRONMENT),
-                scopes: &scopes,
-                ceiling: ceiling.as_deref(),
-            };
-            let code = decide(&key, isolation, required);
-            if code.is_valid() {
-                if let Some(id) = found.datum(col::ID) {
-                    // SAFETY: LAST_USED_AT is a timestamptz (int8 by value), ID a uuid
-                    unsafe {
-                        let last_used = found.datum(col::LAST_USED_AT).map(|d| d.value() as i64);
-                        crate::usage::track(client, id, last_used);
-                    }
-                }
-            }
-            then(code, Some(&found))
-        })
+        }
+        then(code, Some(f))
     })
 }
 
@@ -175,20 +106,21 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
         .unwrap_or_default();
     let env_arg: Option<&str> = pgrx::fcinfo::pg_getarg_datum(fcinfo, 2)
         .and_then(|d| <&str as FromDatum>::from_datum(d, false));
-    let outer = PgMemoryContexts::CurrentMemoryContext.value();
     verify_with(text, &required, env_arg, |code, found| {
         let identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]> = match found {
-            Some(f) if code.reveals_identity() => Some(std::array::from_fn(|i| f.datum(i + 1))),
+            Some(f) if code.reveals_identity() => {
+                Some(std::array::from_fn(|i| f.datum(IDENTITY[i])))
+            }
             _ => None,
         };
-        PgMemoryContexts::For(outer).switch_to(|_| row(tupdesc, code, identity))
+        row(tupdesc, code, identity)
     })
 }
 
 /// The token argument as text, or `None` when it cannot be a token: longer
 /// than any token (checked before detoasting, so 1 MB costs nothing) or not
 /// valid UTF-8.
-pub unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
+unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     let raw_size = pg_sys::toast_raw_datum_size(datum);
     if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN {
         return None;
@@ -217,7 +149,8 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
     (*flinfo).fn_extra.cast()
 }
 
-/// Forms a `verification` row in the current memory context.
+/// Forms a `verification` row in the current memory context; the identity
+/// datums are copied into it.
 unsafe fn row(
     tupdesc: pg_sys::TupleDesc,
     code: VerifyCode,
