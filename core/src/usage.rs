@@ -1,7 +1,14 @@
 //! Usage counters kept between flushes (SPEC §7): a fixed-size open-addressing
-//! table of (database, key id) → (count, last use), plain old data so that it
-//! can live in Postgres shared memory. When full it drops and counts what it
-//! dropped: tracking never makes verification fail.
+//! table of (database, key id) → (count, last use), with no pointers so that it
+//! can live in Postgres shared memory.
+//!
+//! Recording is lock-free among recorders (slots are claimed with a CAS and
+//! counted with atomic adds), so concurrent verifications never wait for each
+//! other; callers hold a *shared* lock while recording and an *exclusive* one
+//! to drain. When the table is full a record is dropped and counted:
+//! tracking never makes verification fail.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// One key's pending usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,33 +20,61 @@ pub struct Usage {
     pub last_used: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
+const EMPTY: u32 = 0;
+const CLAIMED: u32 = 1;
+const READY: u32 = 2;
+
+#[derive(Debug)]
 struct Slot {
-    used: bool,
-    usage: Usage,
+    state: AtomicU32,
+    database: AtomicU32,
+    key_hi: AtomicU64,
+    key_lo: AtomicU64,
+    count: AtomicU64,
+    last_used: AtomicI64,
 }
 
-const EMPTY: Slot = Slot {
-    used: false,
-    usage: Usage {
-        database: 0,
-        key: [0; 16],
-        count: 0,
-        last_used: 0,
-    },
-};
+impl Slot {
+    const fn empty() -> Slot {
+        Slot {
+            state: AtomicU32::new(EMPTY),
+            database: AtomicU32::new(0),
+            key_hi: AtomicU64::new(0),
+            key_lo: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            last_used: AtomicI64::new(0),
+        }
+    }
+
+    fn holds(&self, database: u32, hi: u64, lo: u64) -> bool {
+        self.database.load(Ordering::Relaxed) == database
+            && self.key_hi.load(Ordering::Relaxed) == hi
+            && self.key_lo.load(Ordering::Relaxed) == lo
+    }
+
+    fn usage(&mut self) -> Usage {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&self.key_hi.get_mut().to_be_bytes());
+        key[8..].copy_from_slice(&self.key_lo.get_mut().to_be_bytes());
+        Usage {
+            database: *self.database.get_mut(),
+            key,
+            count: *self.count.get_mut(),
+            last_used: *self.last_used.get_mut(),
+        }
+    }
+}
 
 /// Longest probe before a record is dropped, so a nearly full table stays cheap.
 const MAX_PROBE: usize = 64;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct UsageTable<const N: usize> {
     slots: [Slot; N],
-    len: usize,
-    /// Verifications recorded, dropped (table full) and flushed, since start.
-    pub recorded: u64,
-    pub dropped: u64,
-    pub flushed: u64,
+    len: AtomicUsize,
+    /// Verifications dropped because the table was full, and flushed, since start.
+    dropped: AtomicU64,
+    flushed: AtomicU64,
 }
 
 impl<const N: usize> Default for UsageTable<N> {
@@ -48,26 +83,33 @@ impl<const N: usize> Default for UsageTable<N> {
     }
 }
 
+fn split(key: &[u8; 16]) -> (u64, u64) {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&key[..8]);
+    lo.copy_from_slice(&key[8..]);
+    (u64::from_be_bytes(hi), u64::from_be_bytes(lo))
+}
+
 impl<const N: usize> UsageTable<N> {
     pub const CAPACITY: usize = N;
 
     pub const fn new() -> Self {
         assert!(N.is_power_of_two());
+        // an array of a non-Copy type is built by repeating a const
+        #[allow(clippy::declare_interior_mutable_const)]
+        const E: Slot = Slot::empty();
         UsageTable {
-            slots: [EMPTY; N],
-            len: 0,
-            recorded: 0,
-            dropped: 0,
-            flushed: 0,
+            slots: [E; N],
+            len: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
         }
     }
 
-    fn home(database: u32, key: &[u8; 16]) -> usize {
+    fn home(database: u32, lo: u64) -> usize {
         // UUIDv7's leading bytes are a timestamp: hash the random tail.
-        let mut tail = [0u8; 8];
-        tail.copy_from_slice(&key[8..]);
-        let mut h =
-            u64::from_le_bytes(tail) ^ u64::from(database).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut h = lo ^ u64::from(database).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         h ^= h >> 31;
         h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h ^= h >> 29;
@@ -75,87 +117,130 @@ impl<const N: usize> UsageTable<N> {
     }
 
     /// Adds one use of `key` at `at`; false (and counted as dropped) when
-    /// there is no room.
-    pub fn record(&mut self, database: u32, key: [u8; 16], at: i64) -> bool {
-        self.add(Usage {
-            database,
-            key,
-            count: 1,
-            last_used: at,
-        })
-    }
-
-    fn add(&mut self, u: Usage) -> bool {
-        let mut i = Self::home(u.database, &u.key);
+    /// there is no room. Safe to call from many processes at once.
+    pub fn record(&self, database: u32, key: [u8; 16], at: i64) -> bool {
+        let (hi, lo) = split(&key);
+        let mut i = Self::home(database, lo);
         for _ in 0..MAX_PROBE.min(N) {
-            let slot = &mut self.slots[i];
-            if !slot.used {
-                *slot = Slot {
-                    used: true,
-                    usage: u,
-                };
-                self.len += 1;
-                self.recorded += u.count;
-                return true;
+            let slot = &self.slots[i];
+            let mut state = slot.state.load(Ordering::Acquire);
+            if state == EMPTY {
+                match slot.state.compare_exchange(
+                    EMPTY,
+                    CLAIMED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        slot.database.store(database, Ordering::Relaxed);
+                        slot.key_hi.store(hi, Ordering::Relaxed);
+                        slot.key_lo.store(lo, Ordering::Relaxed);
+                        slot.count.store(1, Ordering::Relaxed);
+                        slot.last_used.store(at, Ordering::Relaxed);
+                        slot.state.store(READY, Ordering::Release);
+                        self.len.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                    Err(now) => state = now,
+                }
             }
-            if slot.usage.database == u.database && slot.usage.key == u.key {
-                slot.usage.count += u.count;
-                slot.usage.last_used = slot.usage.last_used.max(u.last_used);
-                self.recorded += u.count;
+            // another recorder is writing this slot's key: it takes a few
+            // stores, so wait for it rather than skip a slot that may be ours
+            while state == CLAIMED {
+                std::hint::spin_loop();
+                state = slot.state.load(Ordering::Acquire);
+            }
+            if slot.holds(database, hi, lo) {
+                slot.count.fetch_add(1, Ordering::Relaxed);
+                slot.last_used.fetch_max(at, Ordering::Relaxed);
                 return true;
             }
             i = (i + 1) & (N - 1);
         }
-        self.dropped += u.count;
+        self.dropped.fetch_add(1, Ordering::Relaxed);
         false
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.len.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn flushed(&self) -> u64 {
+        self.flushed.load(Ordering::Relaxed)
+    }
+
+    /// Uses recorded but not yet flushed.
+    pub fn pending_uses(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::Acquire) == READY)
+            .map(|s| s.count.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Past three quarters full: time to flush early.
     pub fn needs_flush(&self) -> bool {
-        self.len * 4 >= N * 3
+        self.len() * 4 >= N * 3
     }
 
     /// Databases with pending usage, each once.
     pub fn databases(&self) -> Vec<u32> {
         let mut dbs: Vec<u32> = Vec::new();
-        for s in self.slots.iter().filter(|s| s.used) {
-            if !dbs.contains(&s.usage.database) {
-                dbs.push(s.usage.database);
+        for s in self
+            .slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::Acquire) == READY)
+        {
+            let db = s.database.load(Ordering::Relaxed);
+            if !dbs.contains(&db) {
+                dbs.push(db);
             }
         }
         dbs
     }
 
     /// Removes and returns the pending usage of one database; the rest is
-    /// re-inserted so that probe chains stay intact.
+    /// re-inserted so that probe chains stay intact. Needs exclusive access.
     pub fn drain(&mut self, database: u32) -> Vec<Usage> {
         let mut taken = Vec::new();
         let mut kept = Vec::new();
-        for s in self.slots.iter_mut().filter(|s| s.used) {
-            if s.usage.database == database {
-                taken.push(s.usage);
-            } else {
-                kept.push(s.usage);
+        for s in self.slots.iter_mut() {
+            if *s.state.get_mut() == READY {
+                let u = s.usage();
+                if u.database == database {
+                    taken.push(u);
+                } else {
+                    kept.push(u);
+                }
             }
-            *s = EMPTY;
+            *s = Slot::empty();
         }
-        self.len = 0;
-        let (recorded, dropped) = (self.recorded, self.dropped);
+        *self.len.get_mut() = 0;
         for u in kept {
-            self.add(u);
+            let (hi, lo) = split(&u.key);
+            let mut i = Self::home(u.database, lo);
+            while *self.slots[i].state.get_mut() != EMPTY {
+                i = (i + 1) & (N - 1);
+            }
+            let s = &mut self.slots[i];
+            *s = Slot::empty();
+            *s.state.get_mut() = READY;
+            *s.database.get_mut() = u.database;
+            *s.key_hi.get_mut() = hi;
+            *s.key_lo.get_mut() = lo;
+            *s.count.get_mut() = u.count;
+            *s.last_used.get_mut() = u.last_used;
+            *self.len.get_mut() += 1;
         }
-        // re-inserting is not a new use
-        self.recorded = recorded;
-        self.dropped = dropped;
-        self.flushed += taken.iter().map(|u| u.count).sum::<u64>();
+        *self.flushed.get_mut() += taken.iter().map(|u| u.count).sum::<u64>();
         taken
     }
 }
@@ -166,7 +251,8 @@ mod tests {
 
     fn key(n: u64) -> [u8; 16] {
         let mut k = [0u8; 16];
-        k[8..].copy_from_slice(&n.to_le_bytes());
+        k[..8].copy_from_slice(&(n * 7).to_be_bytes());
+        k[8..].copy_from_slice(&n.to_be_bytes());
         k
     }
 
@@ -176,6 +262,7 @@ mod tests {
         assert!(t.record(1, key(7), 100));
         assert!(t.record(1, key(7), 50));
         assert!(t.record(1, key(7), 300));
+        assert_eq!(t.pending_uses(), 3);
         let drained = t.drain(1);
         assert_eq!(
             drained,
@@ -187,7 +274,7 @@ mod tests {
             }]
         );
         assert!(t.is_empty());
-        assert_eq!((t.recorded, t.flushed, t.dropped), (3, 3, 0));
+        assert_eq!((t.flushed(), t.dropped(), t.pending_uses()), (3, 0, 0));
     }
 
     #[test]
@@ -200,11 +287,14 @@ mod tests {
         assert_eq!(even.len(), 20);
         assert_eq!(t.len(), 20);
         assert_eq!(t.databases(), vec![1]);
-        // the survivors are still found (and merged into), not duplicated
         for n in (1..40).step_by(2) {
             t.record(1, key(n), 1_000);
         }
-        assert_eq!(t.len(), 20);
+        assert_eq!(
+            t.len(),
+            20,
+            "survivors are found and merged into, not duplicated"
+        );
         let odd = t.drain(1);
         assert!(odd.iter().all(|u| u.count == 2 && u.last_used == 1_000));
     }
@@ -212,16 +302,33 @@ mod tests {
     #[test]
     fn a_full_table_drops_and_counts_instead_of_failing() {
         let mut t = UsageTable::<16>::new();
-        let mut ok = 0;
-        for n in 0..100 {
-            if t.record(1, key(n), 0) {
-                ok += 1;
-            }
-        }
+        let ok = (0..100).filter(|&n| t.record(1, key(n), 0)).count();
         assert_eq!(ok, 16);
-        assert_eq!(t.dropped, 84);
+        assert_eq!(t.dropped(), 84);
         assert!(t.needs_flush());
         assert_eq!(t.drain(1).len(), 16);
         assert!(t.record(1, key(1000), 0), "room again after a flush");
+    }
+
+    #[test]
+    fn concurrent_recorders_lose_no_count() {
+        let t = std::sync::Arc::new(UsageTable::<256>::new());
+        let threads: Vec<_> = (0..4)
+            .map(|th| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        assert!(t.record(1, key(i % 50), (th * 100_000 + i) as i64));
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let mut t = std::sync::Arc::try_unwrap(t).unwrap();
+        let drained = t.drain(1);
+        assert_eq!(drained.len(), 50, "each key claimed exactly one slot");
+        assert_eq!(drained.iter().map(|u| u.count).sum::<u64>(), 80_000);
     }
 }

@@ -8,6 +8,7 @@ pub static TOKEN_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"ak"));
 pub static ENVIRONMENT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static STRICT_ENVIRONMENT_ISOLATION: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static TRACK_USAGE: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Seconds.
 pub static LAST_USED_RESOLUTION: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Milliseconds.
@@ -36,6 +37,14 @@ pub fn define() {
         c"Reject keys whose environment differs from the current one.",
         c"",
         &STRICT_ENVIRONMENT_ISOLATION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"api_keys.track_usage",
+        c"Record last_used_at and requests_count on successful verification.",
+        c"",
+        &TRACK_USAGE,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -8,6 +8,7 @@
 //! where a write cannot hurt (read-write, READ COMMITTED, not on a standby).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_keys_core::usage::UsageTable;
@@ -23,12 +24,15 @@ use crate::guc;
 
 const CAPACITY: usize = 16_384;
 
-#[derive(Clone, Copy, Default)]
+#[derive(Default)]
 pub struct SharedUsage {
     table: UsageTable<CAPACITY>,
     /// The flusher's latch (a PGPROC's, so valid in every process), to wake
     /// it early when the table fills up; 0 while it is not running.
-    flusher_latch: usize,
+    flusher_latch: AtomicUsize,
+    /// Set with the latch: waiting for a flush worker also waits on (and
+    /// resets) the flusher's latch, so the latch alone could lose a request.
+    flush_requested: AtomicBool,
 }
 
 // SAFETY: plain old data with no pointers into process-local memory
@@ -71,18 +75,19 @@ pub fn preloaded() -> bool {
 ///
 /// # Safety
 /// `key_id` must be a uuid datum.
-pub unsafe fn track(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, last_used_at: Option<i64>) {
-    if pg_sys::RecoveryInProgress() {
+pub unsafe fn track(key_id: pg_sys::Datum, last_used_at: Option<i64>) {
+    if !guc::TRACK_USAGE.get() || pg_sys::RecoveryInProgress() {
         return; // a standby cannot flush; its verifications are not counted
     }
     let now = pg_sys::GetCurrentTransactionStartTimestamp();
     if preloaded() {
         let mut key = [0u8; 16];
         key.copy_from_slice(std::slice::from_raw_parts(key_id.cast_mut_ptr::<u8>(), 16));
-        let mut shared = USAGE.exclusive();
+        // shared: recorders update slots atomically and never wait for each other
+        let shared = USAGE.share();
         shared.table.record(pg_sys::MyDatabaseId.to_u32(), key, now);
-        if shared.table.needs_flush() && shared.flusher_latch != 0 {
-            pg_sys::SetLatch(shared.flusher_latch as *mut pg_sys::Latch);
+        if shared.table.needs_flush() {
+            wake_flusher(&shared);
         }
         return;
     }
@@ -93,6 +98,12 @@ pub unsafe fn track(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, last_used
     if fresh || !writable {
         return;
     }
+    Spi::connect_mut(|client| touch(client, key_id));
+}
+
+/// The fallback's write: last_used_at = now(), unless another transaction
+/// holds the row or it is already fresh.
+unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum) {
     TOUCH_PLAN.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -133,13 +144,14 @@ fn api_key_usage_stats() -> TableIterator<
 > {
     let row = if preloaded() {
         let s = USAGE.share();
+        let flushed = s.table.flushed();
         (
             true,
             CAPACITY as i32,
             s.table.len() as i32,
-            s.table.recorded as i64,
-            s.table.dropped as i64,
-            s.table.flushed as i64,
+            (flushed + s.table.pending_uses()) as i64,
+            s.table.dropped() as i64,
+            flushed as i64,
         )
     } else {
         (false, 0, 0, 0, 0, 0)
@@ -154,9 +166,14 @@ fn api_key_usage_flush() -> bool {
     if !preloaded() {
         return false;
     }
-    let latch = USAGE.share().flusher_latch;
+    wake_flusher(&USAGE.share())
+}
+
+fn wake_flusher(shared: &SharedUsage) -> bool {
+    shared.flush_requested.store(true, Ordering::Release);
+    let latch = shared.flusher_latch.load(Ordering::Acquire);
     if latch != 0 {
-        // SAFETY: the latch is a PGPROC's, in shared memory
+        // SAFETY: the latch is the flusher's PGPROC latch, in shared memory
         unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
     }
     latch != 0
@@ -173,10 +190,20 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
     // it waits for has exited. This also shows it in pg_stat_activity.
     BackgroundWorker::connect_worker_to_spi(None, None);
     // SAFETY: MyLatch is this process's PGPROC latch
-    USAGE.exclusive().flusher_latch = unsafe { pg_sys::MyLatch } as usize;
+    USAGE
+        .share()
+        .flusher_latch
+        .store(unsafe { pg_sys::MyLatch } as usize, Ordering::Release);
     loop {
         let interval = Duration::from_millis(guc::USAGE_FLUSH_INTERVAL.get().max(100) as u64);
-        if !BackgroundWorker::wait_latch(Some(interval)) {
+        // a request made during the last flush is served at once
+        if !USAGE.share().flush_requested.swap(false, Ordering::AcqRel) {
+            if !BackgroundWorker::wait_latch(Some(interval)) {
+                break;
+            }
+            USAGE.share().flush_requested.store(false, Ordering::Release);
+        }
+        if BackgroundWorker::sigterm_received() {
             break;
         }
         if BackgroundWorker::sighup_received() {
@@ -188,7 +215,7 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
             flush_database(db);
         }
     }
-    USAGE.exclusive().flusher_latch = 0;
+    USAGE.share().flusher_latch.store(0, Ordering::Release);
 }
 
 fn flush_database(db: u32) {
