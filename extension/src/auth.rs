@@ -13,10 +13,14 @@ use api_keys_core::VerifyCode;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, FromDatum};
 
-use crate::verify::{col, verify_with};
+use crate::lookup::Col;
+use crate::verify::verify_with;
 
 struct Identity {
     lxid: pg_sys::LocalTransactionId,
+    /// The subtransaction that authenticated: rolling it (or an ancestor)
+    /// back forgets the identity, as it would a set_config(…, true).
+    subxact: pg_sys::SubTransactionId,
     key_id: pgrx::Uuid,
     owner_type: String,
     owner_id: String,
@@ -25,6 +29,35 @@ struct Identity {
 
 thread_local! {
     static IDENTITY: RefCell<Option<Identity>> = const { RefCell::new(None) };
+    static SUBXACT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_on_subxact_abort(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    _parent_subid: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        // Ids grow within a transaction: one >= the aborted subtransaction's
+        // was set inside it or inside one of its children.
+        IDENTITY.with(|c| {
+            let mut slot = c.borrow_mut();
+            if slot.as_ref().is_some_and(|i| i.subxact >= my_subid) {
+                *slot = None;
+            }
+        });
+    }
+}
+
+fn ensure_subxact_callback() {
+    if !SUBXACT_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registers a backend-lifetime callback once
+        unsafe {
+            pg_sys::RegisterSubXactCallback(Some(forget_on_subxact_abort), std::ptr::null_mut())
+        };
+    }
 }
 
 fn current_lxid() -> pg_sys::LocalTransactionId {
@@ -58,23 +91,28 @@ fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<Strin
         .collect();
     verify_with(Some(&token), &required, None, |code, found| {
         if let (VerifyCode::Valid, Some(f)) = (code, found) {
-            // SAFETY: column ID of the lookup is a uuid
+            // SAFETY: Id is a uuid column
             let key_id = unsafe {
-                f.datum(col::ID)
+                f.datum(Col::Id)
                     .and_then(|d| pgrx::Uuid::from_datum(d, false))
             };
-            let key_scopes = f.text_array(col::SCOPES);
+            let key_scopes = f.text_array(Col::Scopes);
             let key_scopes: Vec<&str> = key_scopes
                 .as_ref()
                 .map(|a| a.iter().flatten().collect())
                 .unwrap_or_default();
-            let ceiling = f.text_array(col::CEILING);
-            let ceiling: Option<Vec<&str>> = ceiling.as_ref().map(|a| a.iter().flatten().collect());
+            let ceiling: Option<Vec<&str>> = f
+                .ceiling
+                .as_ref()
+                .map(|c| c.iter().map(String::as_str).collect());
             if let (Some(key_id), Some(owner_type), Some(owner_id)) =
-                (key_id, f.text(col::OWNER_TYPE), f.text(col::OWNER_ID))
+                (key_id, f.text(Col::OwnerType), f.text(Col::OwnerId))
             {
+                ensure_subxact_callback();
                 let identity = Identity {
                     lxid: current_lxid(),
+                    // SAFETY: reads the current subtransaction id
+                    subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
                     key_id,
                     owner_type: owner_type.to_owned(),
                     owner_id: owner_id.to_owned(),
