@@ -41,3 +41,15 @@ else
   log "cargo pgrx init --pg15 $PG_CONFIG"
   cargo pgrx init --pg15 "$PG_CONFIG"
 fi
+
+# 4. psycopg 3 for examples/postgrest/client.py (run by the integration tests).
+# Debian's own python3 refuses pip installs (PEP 668, externally managed);
+# then install into it anyway, as the tests run whichever python3 is on PATH.
+if python3 -c 'import psycopg' 2>/dev/null; then
+  log "psycopg present"
+else
+  log "installing psycopg[binary] (PyPI)"
+  python3 -m pip install --quiet 'psycopg[binary]' ||
+    python3 -m pip install --quiet --break-system-packages 'psycopg[binary]'
+  python3 -c 'import psycopg' || die "psycopg is still not importable by $(command -v python3)"
+fi

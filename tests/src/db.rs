@@ -100,6 +100,41 @@ impl TestDb {
         connect_config(&self.config)
     }
 
+    /// Like [`connect`](Self::connect), but returns a connection error
+    /// instead of panicking (for Drop implementations).
+    pub fn try_connect(&self) -> Result<Client, postgres::Error> {
+        self.config.connect(NoTls)
+    }
+
+    /// A libpq keyword/value connection string for this database as the
+    /// superuser, for clients outside Rust (psql, psycopg).
+    pub fn libpq_dsn(&self) -> String {
+        fn quote(v: &str) -> String {
+            format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+        let mut parts = vec![format!("dbname={}", quote(&self.name))];
+        if let Some(host) = self.config.get_hosts().first() {
+            let host = match host {
+                Host::Tcp(h) => h.clone(),
+                Host::Unix(p) => p.to_string_lossy().into_owned(),
+            };
+            parts.push(format!("host={}", quote(&host)));
+        }
+        if let Some(port) = self.config.get_ports().first() {
+            parts.push(format!("port={port}"));
+        }
+        if let Some(user) = self.config.get_user() {
+            parts.push(format!("user={}", quote(user)));
+        }
+        if let Some(password) = self.config.get_password() {
+            parts.push(format!(
+                "password={}",
+                quote(&String::from_utf8_lossy(password))
+            ));
+        }
+        parts.join(" ")
+    }
+
     /// A connection to this database as `role` (trust authentication).
     pub fn connect_as(&self, role: &str) -> Client {
         let mut config = self.config.clone();
