@@ -221,11 +221,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
+-- The key to change, locked for the rest of the transaction.
+CREATE FUNCTION api_keys._lock_key(key_id uuid) RETURNS api_keys.keys
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     k api_keys.keys;
-    revocable boolean;
 BEGIN
     IF key_id IS NULL THEN
         PERFORM api_keys._raise('invalid_argument', 'key_id must not be NULL');
@@ -234,6 +234,17 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_keys._raise('key_not_found', format('no key with id %s', key_id));
     END IF;
+    RETURN k;
+END
+$$;
+
+CREATE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    k api_keys.keys;
+    revocable boolean;
+BEGIN
+    k := api_keys._lock_key(key_id);
     SELECT t.revocable INTO revocable FROM api_keys.key_types t WHERE t.name = k.key_type;
     IF NOT coalesce(revocable, true) THEN
         PERFORM api_keys._raise('key_not_revocable', format('key %s is of the non-revocable type %s', key_id, k.key_type));
@@ -292,13 +303,7 @@ DECLARE
     new_scopes text[];
     changed text[] := '{}';
 BEGIN
-    IF key_id IS NULL THEN
-        PERFORM api_keys._raise('invalid_argument', 'key_id must not be NULL');
-    END IF;
-    SELECT * INTO k FROM api_keys.keys kk WHERE kk.id = key_id FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api_keys._raise('key_not_found', format('no key with id %s', key_id));
-    END IF;
+    k := api_keys._lock_key(key_id);
     PERFORM api_keys._check_key_args(k.owner_type, k.owner_id, name, jsonb_typeof(metadata), octet_length(metadata::text));
     new_name := k.name;
     IF name IS NOT NULL THEN
@@ -619,3 +624,4 @@ COMMENT ON FUNCTION api_keys.api_key_usage_stats() IS
     'Usage tracking counters: preloaded, capacity, keys with pending counts, verifications recorded, dropped, flushed.';
 COMMENT ON FUNCTION api_keys.api_key_usage_flush() IS
     'Wakes the usage flusher now; false when the library is not preloaded.';
+COMMENT ON FUNCTION api_keys._lock_key(uuid) IS 'Internal: a key by id, locked FOR UPDATE, or key_not_found.';

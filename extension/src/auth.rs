@@ -96,15 +96,6 @@ fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<Strin
                 f.datum(Col::Id)
                     .and_then(|d| pgrx::Uuid::from_datum(d, false))
             };
-            let key_scopes = f.text_array(Col::Scopes);
-            let key_scopes: Vec<&str> = key_scopes
-                .as_ref()
-                .map(|a| a.iter().flatten().collect())
-                .unwrap_or_default();
-            let ceiling: Option<Vec<&str>> = f
-                .ceiling
-                .as_ref()
-                .map(|c| c.iter().map(String::as_str).collect());
             if let (Some(key_id), Some(owner_type), Some(owner_id)) =
                 (key_id, f.text(Col::OwnerType), f.text(Col::OwnerId))
             {
@@ -116,7 +107,7 @@ fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<Strin
                     key_id,
                     owner_type: owner_type.to_owned(),
                     owner_id: owner_id.to_owned(),
-                    scopes: scopes::effective(&key_scopes, ceiling.as_deref()),
+                    scopes: f.with_scopes(|s, c| scopes::effective(s, c)),
                 };
                 IDENTITY.with(|c| *c.borrow_mut() = Some(identity));
             }

@@ -225,6 +225,20 @@ impl Found<'_> {
         }
     }
 
+    /// The key's scopes and its type's current ceiling, as `&str` lists.
+    pub fn with_scopes<R>(&self, f: impl FnOnce(&[&str], Option<&[&str]>) -> R) -> R {
+        let arr = self.text_array(Col::Scopes);
+        let scopes: Vec<&str> = arr
+            .as_ref()
+            .map(|a| a.iter().flatten().collect())
+            .unwrap_or_default();
+        let ceiling: Option<Vec<&str>> = self
+            .ceiling
+            .as_ref()
+            .map(|c| c.iter().map(String::as_str).collect());
+        f(&scopes, ceiling.as_deref())
+    }
+
     /// A timestamptz column as microseconds since 2000-01-01.
     pub fn timestamp(&self, c: Col) -> Option<i64> {
         self.datum(c).map(|d| d.value() as i64)

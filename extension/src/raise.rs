@@ -1,29 +1,21 @@
-//! Maps core's reasons to SQLSTATEs at the SQL boundary.
+//! Raises core's rule errors at the SQL boundary, with the SQLSTATE that
+//! core assigns to each reason.
 
-use api_keys_core::{Reason, RuleError};
+use api_keys_core::RuleError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-pub fn sqlstate(reason: Reason) -> PgSqlErrorCode {
-    match reason {
-        Reason::InvalidArgument
-        | Reason::UnknownKeyType
-        | Reason::UnknownEnvironment
-        | Reason::UnknownScope
-        | Reason::ExclusiveScope
-        | Reason::NameRequired
-        | Reason::InvalidExpiry => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        Reason::KeyLimitReached | Reason::TypeLimitReached => {
-            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION
-        }
-        Reason::KeyNotRevocable => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        Reason::KeyNotFound => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-    }
+/// Postgres' MAKE_SQLSTATE: five characters packed six bits each.
+fn sqlstate(code: &str) -> PgSqlErrorCode {
+    let packed = code.bytes().take(5).enumerate().fold(0i32, |acc, (i, c)| {
+        acc + (((i32::from(c) - i32::from(b'0')) & 0x3F) << (6 * i))
+    });
+    PgSqlErrorCode::from(packed)
 }
 
 /// Raises `err` as an ERROR with its reason's SQLSTATE. Never returns.
 pub fn raise(err: RuleError) -> ! {
-    ereport!(ERROR, sqlstate(err.reason), err.to_string());
+    ereport!(ERROR, sqlstate(err.reason.sqlstate()), err.to_string());
 }
 
 pub trait OrRaise<T> {

@@ -53,25 +53,18 @@ pub fn verify_with<R>(
         let Some(f) = found else {
             return then(VerifyCode::NotFound, None);
         };
-        let scopes_arr = f.text_array(Col::Scopes);
-        let scopes: Vec<&str> = scopes_arr
-            .as_ref()
-            .map(|a| a.iter().flatten().collect())
-            .unwrap_or_default();
-        let ceiling: Option<Vec<&str>> = f
-            .ceiling
-            .as_ref()
-            .map(|c| c.iter().map(String::as_str).collect());
         // SAFETY: reads the transaction's start time, which is now()
         let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-        let key = StoredKey {
-            revoked: f.datum(Col::RevokedAt).is_some(),
-            expired: is_expired(f.timestamp(Col::ExpiresAt), now),
-            environment: f.text(Col::Environment),
-            scopes: &scopes,
-            ceiling: ceiling.as_deref(),
-        };
-        let code = decide(&key, isolation, required);
+        let code = f.with_scopes(|scopes, ceiling| {
+            let key = StoredKey {
+                revoked: f.datum(Col::RevokedAt).is_some(),
+                expired: is_expired(f.timestamp(Col::ExpiresAt), now),
+                environment: f.text(Col::Environment),
+                scopes,
+                ceiling,
+            };
+            decide(&key, isolation, required)
+        });
         if code.is_valid() {
             if let Some(id) = f.datum(Col::Id) {
                 // SAFETY: Id is a uuid datum
