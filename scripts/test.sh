@@ -56,7 +56,7 @@ stage() {
 
 # 1. Toolchain and pure tests (no PostgreSQL needed).
 bash scripts/setup.sh
-stage cargo test -p api-keys-core
+stage cargo test --no-fail-fast -p api-keys-core
 
 # 2. Extension + throwaway cluster + template database with the extension.
 bash scripts/install-extension.sh
@@ -75,7 +75,7 @@ export API_KEYS_TEST_PGDATA=$CLUSTER_DIR/data
 export API_KEYS_TEST_PGBIN=$PG_BIN
 
 # 3. Integration tests.
-stage cargo test -p api-keys-tests -- --test-threads=8
+stage cargo test --no-fail-fast -p api-keys-tests -- --test-threads=8
 
 # 4. Hook for later stages: every executable tests/run-*.sh, in name order,
 # with the API_KEYS_TEST_* variables above. Lines they print in cargo's

@@ -119,6 +119,20 @@ impl<const N: usize> UsageTable<N> {
     /// Adds one use of `key` at `at`; false (and counted as dropped) when
     /// there is no room. Safe to call from many processes at once.
     pub fn record(&self, database: u32, key: [u8; 16], at: i64) -> bool {
+        self.add(database, key, 1, at)
+    }
+
+    /// Puts back usage that was drained but could not be written (its key
+    /// row was locked); false (counted as dropped) when there is no room.
+    pub fn restore(&self, u: Usage) -> bool {
+        let back = self.add(u.database, u.key, u.count, u.last_used);
+        if back {
+            self.flushed.fetch_sub(u.count, Ordering::Relaxed);
+        }
+        back
+    }
+
+    fn add(&self, database: u32, key: [u8; 16], count: u64, at: i64) -> bool {
         let (hi, lo) = split(&key);
         let mut i = Self::home(database, lo);
         for _ in 0..MAX_PROBE.min(N) {
@@ -135,7 +149,7 @@ impl<const N: usize> UsageTable<N> {
                         slot.database.store(database, Ordering::Relaxed);
                         slot.key_hi.store(hi, Ordering::Relaxed);
                         slot.key_lo.store(lo, Ordering::Relaxed);
-                        slot.count.store(1, Ordering::Relaxed);
+                        slot.count.store(count, Ordering::Relaxed);
                         slot.last_used.store(at, Ordering::Relaxed);
                         slot.state.store(READY, Ordering::Release);
                         self.len.fetch_add(1, Ordering::Relaxed);
@@ -151,13 +165,13 @@ impl<const N: usize> UsageTable<N> {
                 state = slot.state.load(Ordering::Acquire);
             }
             if slot.holds(database, hi, lo) {
-                slot.count.fetch_add(1, Ordering::Relaxed);
+                slot.count.fetch_add(count, Ordering::Relaxed);
                 slot.last_used.fetch_max(at, Ordering::Relaxed);
                 return true;
             }
             i = (i + 1) & (N - 1);
         }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped.fetch_add(count, Ordering::Relaxed);
         false
     }
 
@@ -308,6 +322,27 @@ mod tests {
         assert!(t.needs_flush());
         assert_eq!(t.drain(1).len(), 16);
         assert!(t.record(1, key(1000), 0), "room again after a flush");
+    }
+
+    #[test]
+    fn restored_usage_merges_with_new_use_and_is_not_counted_as_flushed() {
+        let mut t = UsageTable::<64>::new();
+        t.record(1, key(3), 10);
+        t.record(1, key(3), 20);
+        let drained = t.drain(1);
+        assert_eq!(t.flushed(), 2);
+        t.record(1, key(3), 30);
+        assert!(t.restore(drained[0]));
+        assert_eq!(t.flushed(), 0);
+        assert_eq!(
+            t.drain(1),
+            vec![Usage {
+                database: 1,
+                key: key(3),
+                count: 3,
+                last_used: 30
+            }]
+        );
     }
 
     #[test]

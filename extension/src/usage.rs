@@ -8,6 +8,7 @@
 //! where a write cannot hurt (read-write, READ COMMITTED, not on a standby).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -201,7 +202,10 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
             if !BackgroundWorker::wait_latch(Some(interval)) {
                 break;
             }
-            USAGE.share().flush_requested.store(false, Ordering::Release);
+            USAGE
+                .share()
+                .flush_requested
+                .store(false, Ordering::Release);
         }
         if BackgroundWorker::sigterm_received() {
             break;
@@ -264,14 +268,53 @@ pub extern "C-unwind" fn api_keys_usage_flush_db(arg: pg_sys::Datum) {
             .collect();
         let counts: Vec<i64> = drained.iter().map(|u| u.count as i64).collect();
         let times: Vec<i64> = drained.iter().map(|u| u.last_used).collect();
-        Spi::run_with_args(
-            "UPDATE api_keys.keys k \
-                SET requests_count = k.requests_count + u.n, \
-                    last_used_at = greatest(k.last_used_at, timestamptz '2000-01-01 00:00:00+00' + u.t * interval '1 microsecond') \
-               FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, n, t) \
-              WHERE k.id = u.id",
-            &[ids.into(), counts.into(), times.into()],
-        )
-        .unwrap_or_else(|e| error!("api_keys: flushing usage: {e}"));
+        // SKIP LOCKED: a transaction holding a key's row (an open update or
+        // revoke) must not stall flushing; its counts go back for next time.
+        let written: HashSet<[u8; 16]> = Spi::connect_mut(|client| {
+            client
+                .update(
+                    "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, n, t)), \
+                          locked AS (SELECT k.id FROM api_keys.keys k WHERE k.id IN (SELECT id FROM u) \
+                                     FOR UPDATE SKIP LOCKED) \
+                     UPDATE api_keys.keys k \
+                        SET requests_count = k.requests_count + u.n, \
+                            last_used_at = greatest(k.last_used_at, \
+                                timestamptz '2000-01-01 00:00:00+00' + u.t * interval '1 microsecond') \
+                       FROM u WHERE k.id = u.id AND k.id IN (SELECT id FROM locked) \
+                     RETURNING k.id",
+                    None,
+                    &[ids.clone().into(), counts.into(), times.into()],
+                )
+                .unwrap_or_else(|e| error!("api_keys: flushing usage: {e}"))
+                .filter_map(|row| row.get::<pgrx::Uuid>(1).ok().flatten())
+                .map(|id| *id.as_bytes())
+                .collect()
+        });
+        let skipped: Vec<pgrx::Uuid> = ids
+            .into_iter()
+            .filter(|id| !written.contains(id.as_bytes()))
+            .collect();
+        if skipped.is_empty() {
+            return;
+        }
+        // keys that still exist were locked: put their counts back
+        let existing: HashSet<[u8; 16]> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT id FROM api_keys.keys WHERE id = ANY($1)",
+                    None,
+                    &[skipped.into()],
+                )
+                .map(|t| {
+                    t.filter_map(|row| row.get::<pgrx::Uuid>(1).ok().flatten())
+                        .map(|id| *id.as_bytes())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let shared = USAGE.share();
+        for u in drained.iter().filter(|u| existing.contains(&u.key)) {
+            shared.table.restore(*u);
+        }
     });
 }

@@ -274,14 +274,12 @@ fn flush_requested_during_a_flush_is_not_lost() {
     let slow = issue_for(&mut c, "user", "1");
     let other = issue_for(&mut c, "user", "2");
 
-    // Hold slow's row lock so that the next flush worker waits for it.
+    // A SHARE lock on the keys table lets verify read but makes the next
+    // flush worker's UPDATE wait (a row lock would just be skipped).
     let mut holder = cluster.connect(APP_DB);
     let mut tx = holder.transaction().unwrap();
-    tx.query_one(
-        "SELECT api_keys.api_key_update($1::uuid, name => 'renamed')",
-        &[&slow.id],
-    )
-    .expect("api_key_update");
+    tx.batch_execute("LOCK TABLE api_keys.keys IN SHARE MODE")
+        .expect("lock keys");
 
     verify_valid_times(&mut c, &slow.token, 1);
     request_flush(&mut c);
@@ -303,6 +301,44 @@ fn flush_requested_during_a_flush_is_not_lost() {
         &format!("other's 2 uses to be flushed after the second request ({s:?})"),
         || (get_key(&mut c, other.id).requests_count == 2).then_some(()),
     );
+}
+
+/// A transaction holding one key's row must not stall flushing: other keys
+/// are flushed at once, and the locked key's uses are kept for a later flush.
+#[test]
+fn a_locked_key_row_does_not_stall_flushing_and_its_uses_are_kept() {
+    let serial = serial();
+    let cluster = Cluster::start(&serial, preloaded(NEVER));
+    let mut c = cluster.connect(APP_DB);
+    let locked = issue_for(&mut c, "user", "1");
+    let other = issue_for(&mut c, "user", "2");
+
+    let mut holder = cluster.connect(APP_DB);
+    let mut tx = holder.transaction().unwrap();
+    tx.query_one(
+        "SELECT api_keys.api_key_update($1::uuid, name => 'renamed')",
+        &[&locked.id],
+    )
+    .expect("api_key_update");
+
+    verify_valid_times(&mut c, &locked.token, 3);
+    verify_valid_times(&mut c, &other.token, 2);
+    request_flush(&mut c);
+    wait_for_count(&mut c, other.id, 2);
+    assert_eq!(
+        get_key(&mut c, locked.id).requests_count,
+        0,
+        "locked row not written"
+    );
+    assert_eq!(
+        stats(&mut c).pending_keys,
+        1,
+        "the locked key's uses were put back"
+    );
+
+    tx.commit().unwrap();
+    request_flush(&mut c);
+    wait_for_count(&mut c, locked.id, 3);
 }
 
 #[test]
