@@ -5,13 +5,13 @@
 #   bash scripts/start.sh           (re-runnable: restarts with the latest build)
 #   bash scripts/start.sh --fresh   (delete ./.pgdata first)
 #
-# Env: API_KEYS_PORT (default 54329).
+# Env: API_KEYS_PORT (default 25329).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
-PORT=${API_KEYS_PORT:-54329}
+PORT=${API_KEYS_PORT:-25329}
 PGDATA_DIR=$ROOT/.pgdata
 fresh=0
 case ${1:-} in

@@ -5,13 +5,14 @@
 #   tests: N passed, N failed
 # summed over every `test result:` line, and exits non-zero if any stage failed.
 #
-# Env: API_KEYS_TEST_PORT (default 55432) for the throwaway cluster.
+# Env: API_KEYS_TEST_PORT (default 25432) for the throwaway cluster.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
-PORT=${API_KEYS_TEST_PORT:-55432}
+# Below 32768: outside the kernel's ephemeral range, so no client socket can hold it.
+PORT=${API_KEYS_TEST_PORT:-25432}
 LOG=$(mktemp /tmp/api-keys-test-log.XXXXXX)
 CLUSTER_DIR=""
 failed_stages=()

@@ -9,7 +9,7 @@ and checks what each organisation's key may see and do.
 
 Environment:
   API_KEYS_EXAMPLE_DSN                superuser connection string (required),
-                                      e.g. postgresql://postgres@127.0.0.1:54329/api_keys
+                                      e.g. postgresql://postgres@127.0.0.1:25329/api_keys
   API_KEYS_EXAMPLE_AUTHENTICATOR_DSN  connection string for the authenticator
                                       role (default: the DSN above with
                                       user=authenticator)

@@ -12,7 +12,7 @@ use rand::Rng;
 
 use crate::errors::describe;
 
-const DEFAULT_URL: &str = "postgresql://postgres@127.0.0.1:55432/postgres";
+const DEFAULT_URL: &str = "postgresql://postgres@127.0.0.1:25432/postgres";
 const DEFAULT_TEMPLATE: &str = "api_keys_template";
 const DEFAULT_PGBIN: &str = "/usr/lib/postgresql/15/bin";
 
