@@ -140,6 +140,8 @@ unsafe fn layout() -> Layout {
     l
 }
 
+const STACK_COLUMNS: usize = 32;
+
 unsafe fn snapshot() -> pg_sys::Snapshot {
     if pg_sys::ActiveSnapshotSet() {
         pg_sys::GetActiveSnapshot()
@@ -178,15 +180,24 @@ unsafe fn scan_one<R>(
         then(None)
     } else {
         let natts = (*(*rel).rd_att).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0); natts];
-        let mut nulls = vec![true; natts];
+        // on the stack for our tables; the heap only if columns were added
+        let mut stack_values = [pg_sys::Datum::from(0); STACK_COLUMNS];
+        let mut stack_nulls = [true; STACK_COLUMNS];
+        let (mut heap_values, mut heap_nulls) = (Vec::new(), Vec::new());
+        let (values, nulls): (&mut [pg_sys::Datum], &mut [bool]) = if natts <= STACK_COLUMNS {
+            (&mut stack_values[..natts], &mut stack_nulls[..natts])
+        } else {
+            heap_values.resize(natts, pg_sys::Datum::from(0));
+            heap_nulls.resize(natts, true);
+            (&mut heap_values, &mut heap_nulls)
+        };
         pg_sys::heap_deform_tuple(
             tuple,
             (*rel).rd_att,
             values.as_mut_ptr(),
             nulls.as_mut_ptr(),
         );
-        then(Some((&values, &nulls)))
+        then(Some((values, nulls)))
     };
     pg_sys::systable_endscan(scan);
     // keep the lock to the end of the transaction, as the executor does
