@@ -14,6 +14,10 @@ export PG_BIN PG_CONFIG
 export USER=${USER:-$(id -un)}
 export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 
+# runuser, initdb's helpers and friends live in sbin, which a minimal PATH
+# (cron, env -i, some CI runners) lacks.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
 # Cargo may be installed by rustup without being on PATH yet.
 if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
   # shellcheck source=/dev/null
