@@ -260,3 +260,28 @@ fn verify_works_inside_read_only_transaction() {
     verify(&mut tx, &forge_token("ak")).assert_code("not_found");
     tx.commit().expect("read-only transaction commits");
 }
+
+/// Verify caches where the key tables are per session; a dropped and
+/// re-created extension (new tables, new OIDs) must be found in the same
+/// session, and a key type defined after that must be read for its ceiling.
+#[test]
+fn verify_follows_a_dropped_and_recreated_extension_in_the_same_session() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let old = issue_for(&mut c, "user", "1");
+    verify(&mut c, &old.token).assert_code("valid");
+    c.batch_execute("DROP EXTENSION api_keys; CREATE EXTENSION api_keys;")
+        .expect("re-create the extension");
+    verify(&mut c, &old.token).assert_code("not_found");
+    c.batch_execute("SELECT api_keys.api_key_type_define('secret', 'sk', ARRAY['read'])")
+        .expect("define a type");
+    let key = issue(
+        &mut c,
+        "owner_type => 'user', owner_id => '1', key_type => 'secret', scopes => ARRAY['read']",
+        &[],
+    );
+    verify_scopes(&mut c, &key.token, &["read"]).assert_code("valid");
+    c.batch_execute("SELECT api_keys.api_key_type_define('secret', 'sk', ARRAY['write'])")
+        .expect("narrow the ceiling");
+    verify_scopes(&mut c, &key.token, &["read"]).assert_code("insufficient_scope");
+}
