@@ -3,7 +3,7 @@
 //! Verify reads one key by its token hash and, for a typed key, one key type
 //! by name. Going through SPI cost about half of a verification in executor
 //! start-up (measured: BENCHMARKS.md), so these are plain index scans, as
-//! Postgres does for its own catalogs, under the transaction's snapshot.
+//! Postgres does for its own catalogs, under a fresh transaction snapshot.
 //! Relation OIDs and column positions are cached per backend and dropped on
 //! any relcache invalidation of those relations (DROP/ALTER), so a
 //! re-created extension is picked up.
@@ -142,14 +142,6 @@ unsafe fn layout() -> Layout {
 
 const STACK_COLUMNS: usize = 32;
 
-unsafe fn snapshot() -> pg_sys::Snapshot {
-    if pg_sys::ActiveSnapshotSet() {
-        pg_sys::GetActiveSnapshot()
-    } else {
-        pg_sys::GetTransactionSnapshot()
-    }
-}
-
 /// Scans `index` of `heap` for rows whose column `heap_attno` (1-based) equals
 /// `value`, and hands the first visible row's deformed datums to `then`
 /// (valid only inside it: they may point into a pinned buffer).
@@ -174,7 +166,19 @@ unsafe fn scan_one<R>(
         pg_sys::Oid::from(procedure),
         value,
     );
-    let scan = pg_sys::systable_beginscan(rel, index, true, snapshot(), 1, key.as_mut_ptr());
+    // A fresh snapshot, as the queries of any VOLATILE function get: under
+    // READ COMMITTED it sees what committed and this transaction's earlier
+    // commands (a key issued earlier in the same statement), under
+    // REPEATABLE READ the transaction's snapshot.
+    pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    let scan = pg_sys::systable_beginscan(
+        rel,
+        index,
+        true,
+        pg_sys::GetActiveSnapshot(),
+        1,
+        key.as_mut_ptr(),
+    );
     let tuple = pg_sys::systable_getnext(scan);
     let result = if tuple.is_null() {
         then(None)
@@ -200,6 +204,7 @@ unsafe fn scan_one<R>(
         then(Some((values, nulls)))
     };
     pg_sys::systable_endscan(scan);
+    pg_sys::PopActiveSnapshot();
     // keep the lock to the end of the transaction, as the executor does
     pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     result

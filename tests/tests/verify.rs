@@ -285,3 +285,40 @@ fn verify_follows_a_dropped_and_recreated_extension_in_the_same_session() {
         .expect("narrow the ceiling");
     verify_scopes(&mut c, &key.token, &["read"]).assert_code("insufficient_scope");
 }
+
+/// Verify is VOLATILE: like any volatile function's queries it sees a key
+/// issued earlier in the same statement.
+#[test]
+fn key_issued_earlier_in_the_same_statement_verifies() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let code: String = c
+        .query_one(
+            "SELECT (api_keys.api_key_verify(k.token)).code \
+               FROM api_keys.api_key_issue('user', '1') AS k",
+            &[],
+        )
+        .expect("issue and verify in one statement")
+        .get(0);
+    assert_eq!(code, "valid");
+}
+
+/// Under REPEATABLE READ, verify sees the transaction's snapshot: a key
+/// revoked by another session after the snapshot was taken still verifies.
+#[test]
+fn repeatable_read_transaction_sees_its_own_snapshot() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    verify(&mut tx, &key.token).assert_code("valid");
+    let mut other = db.connect();
+    assert!(revoke(&mut other, key.id));
+    verify(&mut tx, &key.token).assert_code("valid");
+    tx.commit().unwrap();
+    verify(&mut c, &key.token).assert_code("revoked");
+}
