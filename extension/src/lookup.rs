@@ -3,7 +3,8 @@
 //! Verify reads one key by its token hash and, for a typed key, one key type
 //! by name. Going through SPI cost about half of a verification in executor
 //! start-up (measured: BENCHMARKS.md), so these are plain index scans, as
-//! Postgres does for its own catalogs, under a fresh transaction snapshot.
+//! Postgres does for its own catalogs, under the snapshot a volatile
+//! function's query would get.
 //! Relation OIDs and column positions are cached per backend and dropped on
 //! any relcache invalidation of those relations (DROP/ALTER), so a
 //! re-created extension is picked up.
@@ -142,6 +143,24 @@ unsafe fn layout() -> Layout {
 
 const STACK_COLUMNS: usize = 32;
 
+/// The snapshot to read under, and whether it was pushed (pop it after).
+///
+/// What a VOLATILE function's query would see: the statement's snapshot,
+/// unless this statement has already run commands of its own (a key issued
+/// or revoked earlier in the same statement) — then a fresh one, which under
+/// READ COMMITTED sees them and under REPEATABLE READ is the transaction's
+/// snapshot. Taking a fresh snapshot on every call cost 2-3% of a verify.
+unsafe fn snapshot() -> (pg_sys::Snapshot, bool) {
+    if pg_sys::ActiveSnapshotSet() {
+        let active = pg_sys::GetActiveSnapshot();
+        if (*active).curcid == pg_sys::GetCurrentCommandId(false) {
+            return (active, false);
+        }
+    }
+    pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    (pg_sys::GetActiveSnapshot(), true)
+}
+
 /// Scans `index` of `heap` for rows whose column `heap_attno` (1-based) equals
 /// `value`, and hands the first visible row's deformed datums to `then`
 /// (valid only inside it: they may point into a pinned buffer).
@@ -166,19 +185,8 @@ unsafe fn scan_one<R>(
         pg_sys::Oid::from(procedure),
         value,
     );
-    // A fresh snapshot, as the queries of any VOLATILE function get: under
-    // READ COMMITTED it sees what committed and this transaction's earlier
-    // commands (a key issued earlier in the same statement), under
-    // REPEATABLE READ the transaction's snapshot.
-    pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    let scan = pg_sys::systable_beginscan(
-        rel,
-        index,
-        true,
-        pg_sys::GetActiveSnapshot(),
-        1,
-        key.as_mut_ptr(),
-    );
+    let (snapshot, pushed) = snapshot();
+    let scan = pg_sys::systable_beginscan(rel, index, true, snapshot, 1, key.as_mut_ptr());
     let tuple = pg_sys::systable_getnext(scan);
     let result = if tuple.is_null() {
         then(None)
@@ -204,7 +212,9 @@ unsafe fn scan_one<R>(
         then(Some((values, nulls)))
     };
     pg_sys::systable_endscan(scan);
-    pg_sys::PopActiveSnapshot();
+    if pushed {
+        pg_sys::PopActiveSnapshot();
+    }
     // keep the lock to the end of the transaction, as the executor does
     pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     result
