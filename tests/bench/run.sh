@@ -17,7 +17,7 @@
 #   5 naive       PL/pgSQL verify + UPDATE last_used_at and a counter on every verify
 #   6 issue       api_keys.api_key_issue throughput
 #
-# Env: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_SIZES ("10000 1000000"),
+# Env: BENCH_SECONDS (10), BENCH_ROUNDS (5), BENCH_SIZES ("10000 1000000"),
 #      BENCH_PORT (25460), BENCH_TOKENS (20 hot keys), BENCH_SKIP_INSTALL=1.
 set -euo pipefail
 # shellcheck source=../../scripts/common.sh
@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/common.sh"
 cd "$ROOT"
 
 SECS=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 SIZES=${BENCH_SIZES:-"10000 1000000"}
 PORT=${BENCH_PORT:-25460}
 NTOKENS=${BENCH_TOKENS:-20}
