@@ -353,7 +353,7 @@ DECLARE
     reg record;
     defaults text[];
 BEGIN
-    PERFORM api_keys._check_owner(owner_type, 'x');
+    PERFORM api_keys._check_label('owner_type', owner_type);
     t := api_keys._resolve_type(key_type);
     SELECT * INTO reg FROM api_keys._scope_registry();
     SELECT p.default_scopes INTO defaults FROM api_keys.owner_policies p WHERE p.owner_type = api_key_available_scopes.owner_type;
@@ -370,9 +370,7 @@ DECLARE
     ceiling text[];
     other text;
 BEGIN
-    IF name IS NULL OR btrim(name) = '' OR length(name) > 255 THEN
-        PERFORM api_keys._raise('invalid_argument', 'key type name must be 1-255 characters, not blank');
-    END IF;
+    PERFORM api_keys._check_label('key type name', name);
     PERFORM api_keys._check_segment('key type prefix', prefix);
     IF revocable IS NULL OR public IS NULL THEN
         PERFORM api_keys._raise('invalid_argument', 'revocable and public must not be NULL');
@@ -413,9 +411,7 @@ RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     other text;
 BEGIN
-    IF name IS NULL OR btrim(name) = '' OR length(name) > 255 THEN
-        PERFORM api_keys._raise('invalid_argument', 'environment name must be 1-255 characters, not blank');
-    END IF;
+    PERFORM api_keys._check_label('environment name', name);
     PERFORM api_keys._check_segment('environment prefix_segment', prefix_segment);
     SELECT e.name INTO other FROM api_keys.environments e
      WHERE e.prefix_segment = api_key_environment_define.prefix_segment AND e.name <> api_key_environment_define.name;
@@ -459,7 +455,7 @@ DECLARE
     reg record;
     defaults text[];
 BEGIN
-    PERFORM api_keys._check_owner(owner_type, 'x');
+    PERFORM api_keys._check_label('owner_type', owner_type);
     IF max_keys < 0 THEN
         PERFORM api_keys._raise('invalid_argument', 'max_keys must be >= 0');
     END IF;
@@ -625,3 +621,4 @@ COMMENT ON FUNCTION api_keys.api_key_usage_stats() IS
 COMMENT ON FUNCTION api_keys.api_key_usage_flush() IS
     'Wakes the usage flusher now; false when the library is not preloaded.';
 COMMENT ON FUNCTION api_keys._lock_key(uuid) IS 'Internal: a key by id, locked FOR UPDATE, or key_not_found.';
+COMMENT ON FUNCTION api_keys._check_label(text, text) IS 'Internal: a user-given name is 1-255 characters, not blank.';

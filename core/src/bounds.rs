@@ -12,6 +12,12 @@ pub fn check_owner(owner_type: Option<&str>, owner_id: Option<&str>) -> Result<(
     check_owner_part("owner_id", owner_id)
 }
 
+/// A name given by a user (owner part, key type, environment): 1–255
+/// characters, not blank.
+pub fn check_label(what: &str, v: Option<&str>) -> Result<(), RuleError> {
+    check_owner_part(what, v)
+}
+
 fn check_owner_part(what: &str, v: Option<&str>) -> Result<(), RuleError> {
     let v = v.ok_or_else(|| RuleError::invalid(format!("{what} must not be NULL")))?;
     if v.trim().is_empty() {
@@ -72,6 +78,14 @@ mod tests {
             );
         }
         assert!(check_owner(Some("user"), Some(&"é".repeat(255))).is_ok());
+    }
+
+    #[test]
+    fn labels_are_one_to_255_characters_not_blank() {
+        assert!(check_label("key type name", Some("secret")).is_ok());
+        assert!(check_label("key type name", None).is_err());
+        assert!(check_label("key type name", Some(" ")).is_err());
+        assert!(check_label("key type name", Some(&"x".repeat(256))).is_err());
     }
 
     #[test]

@@ -39,6 +39,13 @@ fn _check_owner(owner_type: Option<&str>, owner_id: Option<&str>) -> bool {
     true
 }
 
+/// A user-given name (key type, environment): 1–255 characters, not blank.
+#[pg_extern(immutable)]
+fn _check_label(what: &str, value: Option<&str>) -> bool {
+    bounds::check_label(what, value).or_raise();
+    true
+}
+
 #[pg_extern(immutable)]
 fn _check_segment(what: &str, value: Option<&str>) -> bool {
     token::check_segment(what, value.unwrap_or("")).or_raise();
