@@ -13,17 +13,25 @@ CREATE TABLE api_keys.owner_locks (
     PRIMARY KEY (owner_type, owner_id)
 );
 
+-- The one SQL statement of a key's status (SPEC §5): revoked wins, else
+-- expired once expires_at <= now(), else active. The verify hot path applies
+-- the same rule from core (verify::decide, verify::is_expired). A view, so
+-- the planner inlines it and filters on status still use the indexes.
+CREATE VIEW api_keys.key_statuses AS
+SELECT k.*,
+       CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+            WHEN k.expires_at <= now() THEN 'expired'
+            ELSE 'active' END AS status
+  FROM api_keys.keys k;
+
 CREATE VIEW api_keys.key_infos AS
 SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
        api_keys._mask_parts(k.display_prefix, k.last4) AS masked_token,
        CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
-       k.scopes, k.metadata,
-       CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
-            WHEN k.expires_at <= now() THEN 'expired'
-            ELSE 'active' END AS status,
+       k.scopes, k.metadata, k.status,
        coalesce(t.revocable, true) AS revocable,
        k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
-  FROM api_keys.keys k
+  FROM api_keys.key_statuses k
   LEFT JOIN api_keys.key_types t ON t.name = k.key_type;
 
 -- The invoker's role: inside a SECURITY DEFINER function current_user is the
@@ -111,9 +119,9 @@ BEGIN
     SELECT count(*),
            count(*) FILTER (WHERE k.key_type = t.name AND k.environment IS NOT DISTINCT FROM _within_limits.environment)
       INTO total, in_bucket
-      FROM api_keys.keys k
+      FROM api_keys.key_statuses k
      WHERE k.owner_type = _within_limits.owner_type AND k.owner_id = _within_limits.owner_id
-       AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now());
+       AND k.status = 'active';
     RETURN api_keys._check_limits(owner_type, owner_id, total, max_keys, t.name, environment,
                                   in_bucket, t.per_owner_limit, raise_error);
 END
@@ -249,7 +257,7 @@ BEGIN
     IF NOT coalesce(revocable, true) THEN
         PERFORM api_keys._raise('key_not_revocable', format('key %s is of the non-revocable type %s', key_id, k.key_type));
     END IF;
-    IF k.revoked_at IS NOT NULL OR k.expires_at <= now() THEN
+    IF (SELECT s.status FROM api_keys.key_statuses s WHERE s.id = key_id) <> 'active' THEN
         RETURN false;
     END IF;
     UPDATE api_keys.keys SET revoked_at = now() WHERE id = key_id;
@@ -267,7 +275,9 @@ BEGIN
     WITH revoked AS (
         UPDATE api_keys.keys k SET revoked_at = now()
          WHERE k.owner_type = api_key_revoke_all.owner_type AND k.owner_id = api_key_revoke_all.owner_id
-           AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+           AND k.id IN (SELECT s.id FROM api_keys.key_statuses s
+                         WHERE s.owner_type = api_key_revoke_all.owner_type
+                           AND s.owner_id = api_key_revoke_all.owner_id AND s.status = 'active')
            AND NOT EXISTS (SELECT 1 FROM api_keys.key_types t WHERE t.name = k.key_type AND NOT t.revocable)
         RETURNING k.id)
     SELECT coalesce(array_agg(id), '{}') INTO ids FROM revoked;
