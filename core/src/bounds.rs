@@ -5,6 +5,50 @@ use crate::error::RuleError;
 pub const MAX_OWNER_LEN: usize = 255;
 pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
+
+/// Characters that make a name read differently from what it is: C0 and C1
+/// controls (NUL-like, ESC, DEL, …) and the bidirectional embeddings,
+/// overrides and isolates that reorder text on screen (the "Trojan Source"
+/// characters). Other characters, zero-width joiners in emoji included, are
+/// accepted.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses control and bidi-override characters in a user-given name.
+pub fn check_visible(what: &str, v: &str) -> Result<(), RuleError> {
+    match v.chars().find(|&c| is_forbidden_char(c)) {
+        Some(c) => Err(RuleError::invalid(format!(
+            "{what} must not contain control or bidirectional-override characters (found U+{:04X})",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A free-text description (of a scope): at most 1000 characters; line
+/// breaks and tabs are allowed, other control and bidi-override characters
+/// are not.
+pub fn check_description(v: Option<&str>) -> Result<(), RuleError> {
+    let Some(v) = v else { return Ok(()) };
+    let n = v.chars().count();
+    if n > MAX_DESCRIPTION_LEN {
+        return Err(RuleError::invalid(format!(
+            "description is at most {MAX_DESCRIPTION_LEN} characters, got {n}"
+        )));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|&c| is_forbidden_char(c) && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(RuleError::invalid(format!(
+            "description must not contain control or bidirectional-override characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
 
 /// owner_type and owner_id: 1–255 chars, not blank.
 pub fn check_owner(owner_type: Option<&str>, owner_id: Option<&str>) -> Result<(), RuleError> {
@@ -29,17 +73,19 @@ fn check_owner_part(what: &str, v: Option<&str>) -> Result<(), RuleError> {
             "{what} is at most {MAX_OWNER_LEN} characters, got {n}"
         )));
     }
-    Ok(())
+    check_visible(what, v)
 }
 
-/// name: at most 255 chars.
+/// name: at most 255 chars, no control or bidi-override characters.
 pub fn check_name(name: Option<&str>) -> Result<(), RuleError> {
-    match name.map(|n| n.chars().count()) {
-        Some(n) if n > MAX_NAME_LEN => Err(RuleError::invalid(format!(
+    let Some(name) = name else { return Ok(()) };
+    let n = name.chars().count();
+    if n > MAX_NAME_LEN {
+        return Err(RuleError::invalid(format!(
             "name is at most {MAX_NAME_LEN} characters, got {n}"
-        ))),
-        _ => Ok(()),
+        )));
     }
+    check_visible("name", name)
 }
 
 /// metadata: a JSON object of at most 16 KB (as text).
@@ -93,6 +139,50 @@ mod tests {
         assert!(check_name(None).is_ok());
         assert!(check_name(Some(&"é".repeat(255))).is_ok());
         assert!(check_name(Some(&"x".repeat(256))).is_err());
+    }
+
+    #[test]
+    fn control_and_bidi_override_characters_are_refused_everywhere_a_name_goes() {
+        for bad in [
+            "a\u{0}b",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+            "c1\u{85}",
+            "tab\there",
+            "nl\n",
+            "rlo\u{202E}gpj.exe",
+            "lre\u{202A}",
+            "fsi\u{2068}",
+            "pdi\u{2069}",
+        ] {
+            assert!(
+                check_owner(Some(bad), Some("1")).is_err(),
+                "{bad:?} as owner_type"
+            );
+            assert!(
+                check_owner(Some("user"), Some(bad)).is_err(),
+                "{bad:?} as owner_id"
+            );
+            assert!(
+                check_label("key type name", Some(bad)).is_err(),
+                "{bad:?} as label"
+            );
+            assert!(check_name(Some(bad)).is_err(), "{bad:?} as name");
+        }
+        for good in ["Zoë's key", "日本語", "emoji 👩\u{200D}💻", "a-b_c.d/e"] {
+            assert!(check_owner(Some(good), Some(good)).is_ok(), "{good:?}");
+            assert!(check_name(Some(good)).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn descriptions_allow_line_breaks_but_not_other_controls() {
+        assert!(check_description(None).is_ok());
+        assert!(check_description(Some("line one\nline two\ttabbed")).is_ok());
+        assert!(check_description(Some("bell\u{7}")).is_err());
+        assert!(check_description(Some("\u{202E}reversed")).is_err());
+        assert!(check_description(Some(&"x".repeat(1001))).is_err());
+        assert!(check_description(Some(&"é".repeat(1000))).is_ok());
     }
 
     #[test]

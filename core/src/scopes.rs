@@ -34,11 +34,31 @@ pub fn normalize<S: AsRef<str>>(raw: &[Option<S>]) -> Result<Vec<String>, RuleEr
             )));
         }
         let scope = scope.trim();
+        crate::bounds::check_visible("a scope", scope)?;
         if !scope.is_empty() && !out.iter().any(|s| s == scope) {
             out.push(scope.to_owned());
         }
     }
     Ok(out)
+}
+
+/// A scope definition (api_key_scope_define): the name trimmed, 1–200
+/// characters, no control or bidi-override characters; the description as
+/// [`crate::bounds::check_description`]. Returns the name to store.
+pub fn check_definition(
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<String, RuleError> {
+    let name = name.map(str::trim).unwrap_or("");
+    let n = name.chars().count();
+    if n == 0 || n > MAX_SCOPE_LEN {
+        return Err(RuleError::invalid(format!(
+            "scope name must be 1-{MAX_SCOPE_LEN} characters, not blank"
+        )));
+    }
+    crate::bounds::check_visible("scope name", name)?;
+    crate::bounds::check_description(description)?;
+    Ok(name.to_owned())
 }
 
 /// Normalises and, once a registry exists, rejects unknown scopes. Used for
@@ -182,10 +202,27 @@ mod tests {
             Reason::InvalidArgument
         );
         assert!(normalize(&some(&[&"x".repeat(200)])).is_ok());
+        assert!(normalize(&some(&["re\u{1b}ad"])).is_err());
+        assert!(normalize(&some(&["\u{202E}daer"])).is_err());
+        assert_eq!(normalize(&some(&[" read\n"])).unwrap(), vec!["read"]);
         assert_eq!(
             normalize::<String>(&[None]).unwrap_err().reason,
             Reason::InvalidArgument
         );
+    }
+
+    #[test]
+    fn scope_definitions_are_trimmed_bounded_and_visible() {
+        assert_eq!(
+            check_definition(Some("  repo:read "), None).unwrap(),
+            "repo:read"
+        );
+        assert!(check_definition(None, None).is_err());
+        assert!(check_definition(Some("   "), None).is_err());
+        assert!(check_definition(Some(&"x".repeat(201)), None).is_err());
+        assert!(check_definition(Some(&"é".repeat(200)), None).is_ok());
+        assert!(check_definition(Some("a\u{0}b"), None).is_err());
+        assert!(check_definition(Some("ok"), Some(&"d".repeat(1001))).is_err());
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! other; callers hold a *shared* lock while recording and an *exclusive* one
 //! to drain. When the table is full a record is dropped and counted:
 //! tracking never makes verification fail.
+//!
+//! Fair share: one database holds at most half of the slots ([`UsageTable::share_limit`]),
+//! so a database whose counts cannot be flushed for a while (or that floods
+//! the table with distinct keys) never starves the others; past its share a
+//! new key's uses are dropped and counted, keys already in the table keep
+//! counting.
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -68,9 +74,31 @@ impl Slot {
 /// Longest probe before a record is dropped, so a nearly full table stays cheap.
 const MAX_PROBE: usize = 64;
 
+/// Slots held by one database; `database == 0` is a free entry (no database
+/// has oid 0). Databases beyond the last entry share [`OVERFLOW`].
+#[derive(Debug)]
+struct Share {
+    database: AtomicU32,
+    slots: AtomicUsize,
+}
+
+impl Share {
+    const fn empty() -> Share {
+        Share {
+            database: AtomicU32::new(0),
+            slots: AtomicUsize::new(0),
+        }
+    }
+}
+
+const SHARES: usize = 64;
+/// The entry that databases without one of their own count against.
+const OVERFLOW: usize = SHARES - 1;
+
 #[derive(Debug)]
 pub struct UsageTable<const N: usize> {
     slots: [Slot; N],
+    shares: [Share; SHARES],
     len: AtomicUsize,
     /// Verifications dropped because the table was full, and flushed, since start.
     dropped: AtomicU64,
@@ -99,8 +127,11 @@ impl<const N: usize> UsageTable<N> {
         // an array of a non-Copy type is built by repeating a const
         #[allow(clippy::declare_interior_mutable_const)]
         const E: Slot = Slot::empty();
+        #[allow(clippy::declare_interior_mutable_const)]
+        const S: Share = Share::empty();
         UsageTable {
             slots: [E; N],
+            shares: [S; SHARES],
             len: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
@@ -132,12 +163,59 @@ impl<const N: usize> UsageTable<N> {
         back
     }
 
+    /// The most slots one database may hold: half the table.
+    pub const fn share_limit() -> usize {
+        if N >= 2 {
+            N / 2
+        } else {
+            N
+        }
+    }
+
+    /// The share entry `database` counts against, claimed on first use.
+    fn share(&self, database: u32) -> &Share {
+        for e in &self.shares[..OVERFLOW] {
+            let owner = e.database.load(Ordering::Acquire);
+            if owner == database {
+                return e;
+            }
+            if owner == 0 {
+                match e
+                    .database
+                    .compare_exchange(0, database, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return e,
+                    Err(now) if now == database => return e,
+                    Err(_) => continue,
+                }
+            }
+        }
+        &self.shares[OVERFLOW]
+    }
+
+    /// Takes one slot of `database`'s share; false when its share is used up.
+    fn take_share(&self, database: u32) -> bool {
+        let share = self.share(database);
+        if share.slots.fetch_add(1, Ordering::AcqRel) >= Self::share_limit() {
+            share.slots.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
     fn add(&self, database: u32, key: [u8; 16], count: u64, at: i64) -> bool {
         let (hi, lo) = split(&key);
         let mut i = Self::home(database, lo);
+        let mut share_taken = false;
         for _ in 0..MAX_PROBE.min(N) {
             let slot = &self.slots[i];
             let mut state = slot.state.load(Ordering::Acquire);
+            if state == EMPTY && !share_taken {
+                if !self.take_share(database) {
+                    break;
+                }
+                share_taken = true;
+            }
             if state == EMPTY {
                 match slot.state.compare_exchange(
                     EMPTY,
@@ -165,11 +243,17 @@ impl<const N: usize> UsageTable<N> {
                 state = slot.state.load(Ordering::Acquire);
             }
             if slot.holds(database, hi, lo) {
+                if share_taken {
+                    self.share(database).slots.fetch_sub(1, Ordering::AcqRel);
+                }
                 slot.count.fetch_add(count, Ordering::Relaxed);
                 slot.last_used.fetch_max(at, Ordering::Relaxed);
                 return true;
             }
             i = (i + 1) & (N - 1);
+        }
+        if share_taken {
+            self.share(database).slots.fetch_sub(1, Ordering::AcqRel);
         }
         self.dropped.fetch_add(count, Ordering::Relaxed);
         false
@@ -238,7 +322,11 @@ impl<const N: usize> UsageTable<N> {
             *s = Slot::empty();
         }
         *self.len.get_mut() = 0;
+        for e in self.shares.iter_mut() {
+            *e = Share::empty();
+        }
         for u in kept {
+            self.take_share(u.database);
             let (hi, lo) = split(&u.key);
             let mut i = Self::home(u.database, lo);
             while *self.slots[i].state.get_mut() != EMPTY {
@@ -256,6 +344,16 @@ impl<const N: usize> UsageTable<N> {
         }
         *self.flushed.get_mut() += taken.iter().map(|u| u.count).sum::<u64>();
         taken
+    }
+
+    /// Removes the pending usage of a database that can no longer take it
+    /// (dropped): counted as dropped, not flushed. Returns the uses dropped.
+    pub fn discard(&mut self, database: u32) -> u64 {
+        let taken = self.drain(database);
+        let uses: u64 = taken.iter().map(|u| u.count).sum();
+        *self.flushed.get_mut() -= uses;
+        *self.dropped.get_mut() += uses;
+        uses
     }
 }
 
@@ -316,11 +414,13 @@ mod tests {
     #[test]
     fn a_full_table_drops_and_counts_instead_of_failing() {
         let mut t = UsageTable::<16>::new();
-        let ok = (0..100).filter(|&n| t.record(1, key(n), 0)).count();
+        let ok = (0..100)
+            .filter(|&n| t.record(n as u32 % 2 + 1, key(n), 0))
+            .count();
         assert_eq!(ok, 16);
         assert_eq!(t.dropped(), 84);
         assert!(t.needs_flush());
-        assert_eq!(t.drain(1).len(), 16);
+        assert_eq!(t.drain(1).len() + t.drain(2).len(), 16);
         assert!(t.record(1, key(1000), 0), "room again after a flush");
     }
 
@@ -343,6 +443,51 @@ mod tests {
                 last_used: 30
             }]
         );
+    }
+
+    #[test]
+    fn one_database_holds_at_most_half_the_table() {
+        let mut t = UsageTable::<64>::new();
+        let ok = (0..64).filter(|&n| t.record(1, key(n), 0)).count();
+        assert_eq!(ok, UsageTable::<64>::share_limit());
+        assert_eq!(t.dropped(), 32);
+        assert!(t.record(1, key(0), 5), "a key already held keeps counting");
+        let other = (100..116).filter(|&n| t.record(2, key(n), 0)).count();
+        assert_eq!(other, 16, "another database still finds room");
+        assert_eq!(t.drain(1).len(), 32);
+        assert_eq!(
+            (0..32).filter(|&n| t.record(1, key(200 + n), 0)).count(),
+            32,
+            "a drain gives the share back"
+        );
+    }
+
+    #[test]
+    fn many_databases_share_the_overflow_entry_fairly() {
+        let t = UsageTable::<256>::new();
+        for db in 1..=100u32 {
+            t.record(db, key(u64::from(db)), 0);
+        }
+        assert_eq!(t.dropped(), 0);
+        // databases past the share entries count together, still capped
+        let mut flood = 0;
+        for n in 0..256 {
+            if t.record(500, key(10_000 + n), 0) {
+                flood += 1;
+            }
+        }
+        assert!(flood <= UsageTable::<256>::share_limit());
+    }
+
+    #[test]
+    fn discarding_a_database_counts_its_uses_as_dropped() {
+        let mut t = UsageTable::<64>::new();
+        t.record(1, key(1), 0);
+        t.record(1, key(1), 0);
+        t.record(2, key(2), 0);
+        assert_eq!(t.discard(1), 2);
+        assert_eq!((t.dropped(), t.flushed(), t.len()), (2, 0, 1));
+        assert_eq!(t.databases(), vec![2]);
     }
 
     #[test]
