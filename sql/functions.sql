@@ -1,7 +1,16 @@
--- api_keys: functions written in SQL, grants and the SECURITY DEFINER rule.
--- Runs last (pgrx "finalize"). Rules (token format, scopes, expiry, bounds,
--- limits) are decided by the Rust helpers `_…` bound from api-keys-core;
--- this file only orchestrates storage: locks, lookups, inserts, audit.
+-- api_keys: functions written in SQL, the C functions of the hot path, and
+-- every ACL. Runs last (pgrx "finalize"). Rules (token format, scopes,
+-- expiry, bounds, limits) are decided by the Rust helpers `_…` bound from
+-- api-keys-core; this file only orchestrates storage: locks, lookups,
+-- inserts, audit.
+--
+-- Every function is SECURITY DEFINER with a fixed search_path, declared in
+-- its CREATE OR REPLACE FUNCTION (pgrx's `security_definer` + `#[search_path]` for the
+-- Rust ones). Operators whose argument types have no exact pg_catalog match
+-- are avoided or written OPERATOR(pg_catalog.…), so nothing in the body can
+-- be shadowed even by an object in the api_keys schema itself. Functions are
+-- written CREATE OR REPLACE so that sql/api_keys--*--*.sql can carry them
+-- over verbatim.
 
 -- Lock rows that serialise issuers of one owner, so that limits hold under
 -- concurrency at every isolation level (a stale snapshot under REPEATABLE READ
@@ -17,18 +26,20 @@ CREATE TABLE api_keys.owner_locks (
 -- expired once expires_at <= now(), else active. The verify hot path applies
 -- the same rule from core (verify::decide, verify::is_expired). A view, so
 -- the planner inlines it and filters on status still use the indexes.
-CREATE VIEW api_keys.key_statuses AS
+CREATE OR REPLACE VIEW api_keys.key_statuses AS
 SELECT k.*,
        CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
             WHEN k.expires_at <= now() THEN 'expired'
             ELSE 'active' END AS status
   FROM api_keys.keys k;
 
-CREATE VIEW api_keys.key_infos AS
+-- key_info rows. scopes are the key's effective scopes: stored ∩ its type's
+-- current ceiling (core's rule, as verify applies it).
+CREATE OR REPLACE VIEW api_keys.key_infos AS
 SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
        api_keys._mask_parts(k.display_prefix, k.last4) AS masked_token,
        CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
-       k.scopes, k.metadata, k.status,
+       api_keys._scopes_effective(k.scopes, t.permissions) AS scopes, k.metadata, k.status,
        coalesce(t.revocable, true) AS revocable,
        k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
   FROM api_keys.key_statuses k
@@ -36,27 +47,31 @@ SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
 
 -- The invoker's role: inside a SECURITY DEFINER function current_user is the
 -- owner, but the `role` setting still names what the caller SET ROLE to.
-CREATE FUNCTION api_keys._invoker() RETURNS text
-LANGUAGE sql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys._invoker() RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
     SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text
                 ELSE current_setting('role') END
 $$;
 
-CREATE FUNCTION api_keys._audit(action text, key_id uuid, owner_type text, owner_id text, details jsonb DEFAULT '{}')
-RETURNS void LANGUAGE sql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys._audit(action text, key_id uuid, owner_type text, owner_id text, details jsonb DEFAULT '{}')
+RETURNS void LANGUAGE sql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
     INSERT INTO api_keys.audit_log (action, key_id, owner_type, owner_id, current_user_name, details)
     VALUES (action, key_id, owner_type, owner_id, api_keys._invoker(), coalesce(details, '{}'))
 $$;
 
-CREATE FUNCTION api_keys._scope_registry(OUT names text[], OUT exclusive boolean[])
-LANGUAGE sql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys._scope_registry(OUT names text[], OUT exclusive boolean[])
+LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
     SELECT coalesce(array_agg(s.name ORDER BY s.position), '{}'),
            coalesce(array_agg(s.exclusive ORDER BY s.position), '{}')
       FROM api_keys.scopes s
 $$;
 
-CREATE FUNCTION api_keys._resolve_type(key_type text) RETURNS api_keys.key_types
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys._resolve_type(key_type text) RETURNS api_keys.key_types
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     t api_keys.key_types;
 BEGIN
@@ -73,8 +88,9 @@ $$;
 
 -- The environment a new key gets: the argument, else api_keys.environment.
 -- Once any environment is defined, every new key must get a defined one.
-CREATE FUNCTION api_keys._resolve_environment(environment text) RETURNS api_keys.environments
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys._resolve_environment(environment text) RETURNS api_keys.environments
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     e api_keys.environments;
     wanted text := coalesce(nullif(environment, ''), api_keys._current_environment());
@@ -94,8 +110,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys._lock_owner(owner_type text, owner_id text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys._lock_owner(owner_type text, owner_id text) RETURNS void
+LANGUAGE sql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
     INSERT INTO api_keys.owner_locks AS l (owner_type, owner_id) VALUES (owner_type, owner_id)
     ON CONFLICT (owner_type, owner_id) DO UPDATE SET touched_at = now()
 $$;
@@ -103,9 +120,10 @@ $$;
 -- Whether the owner may get one more key of this type in this environment;
 -- raises (or returns false) when a limit is reached. Takes the owner lock
 -- first when a limit applies, so the count stays true until commit.
-CREATE FUNCTION api_keys._within_limits(owner_type text, owner_id text, t api_keys.key_types,
+CREATE OR REPLACE FUNCTION api_keys._within_limits(owner_type text, owner_id text, t api_keys.key_types,
                                         environment text, raise_error boolean)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+RETURNS boolean LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     max_keys integer;
     total bigint;
@@ -127,7 +145,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_issue(
+CREATE OR REPLACE FUNCTION api_keys.api_key_issue(
     owner_type text,
     owner_id text,
     name text DEFAULT NULL,
@@ -137,7 +155,8 @@ CREATE FUNCTION api_keys.api_key_issue(
     expires_at timestamptz DEFAULT NULL,
     expires_in text DEFAULT NULL,
     metadata jsonb DEFAULT '{}')
-RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE AS $$
+RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     meta jsonb := coalesce(metadata, '{}');
     key_name text := nullif(btrim(name), '');
@@ -152,6 +171,8 @@ DECLARE
     new_id uuid;
     now_ts timestamptz := now();
 BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, name, scopes, key_type, environment or expires_in',
+        owner_type, owner_id, name, array_to_string(scopes, ' '), key_type, environment, expires_in);
     PERFORM api_keys._check_key_args(owner_type, owner_id, name, jsonb_typeof(meta), octet_length(meta::text));
     SELECT * INTO policy FROM api_keys.owner_policies p WHERE p.owner_type = api_key_issue.owner_type;
     IF coalesce(policy.require_name, false) AND key_name IS NULL THEN
@@ -162,7 +183,7 @@ BEGIN
 
     IF expires_in IS NOT NULL THEN
         days := api_keys._expires_in_days(expires_in);
-        expiry := CASE WHEN days IS NULL THEN NULL ELSE now_ts + days * interval '1 day' END;
+        expiry := CASE WHEN days IS NULL THEN NULL ELSE now_ts + pg_catalog.make_interval(days => days) END;
     ELSIF expires_at IS NOT NULL THEN
         IF expires_at <= now_ts THEN
             PERFORM api_keys._raise('invalid_expiry', 'expires_at must be in the future');
@@ -196,8 +217,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_get(key_id uuid) RETURNS api_keys.key_info
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_get(key_id uuid) RETURNS api_keys.key_info
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     info api_keys.key_info;
 BEGIN
@@ -209,9 +231,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL)
-RETURNS SETOF api_keys.key_info LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL)
+RETURNS SETOF api_keys.key_info LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, status or key_type', owner_type, owner_id, status, key_type);
     PERFORM api_keys._check_owner(owner_type, owner_id);
     IF status IS NOT NULL AND status NOT IN ('active', 'inactive', 'expired', 'revoked') THEN
         PERFORM api_keys._raise('invalid_argument',
@@ -230,8 +254,9 @@ END
 $$;
 
 -- The key to change, locked for the rest of the transaction.
-CREATE FUNCTION api_keys._lock_key(key_id uuid) RETURNS api_keys.keys
-LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys._lock_key(key_id uuid) RETURNS api_keys.keys
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     k api_keys.keys;
 BEGIN
@@ -246,8 +271,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     k api_keys.keys;
     revocable boolean;
@@ -266,11 +292,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_revoke_all(owner_type text, owner_id text) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_revoke_all(owner_type text, owner_id text) RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     ids uuid[];
 BEGIN
+    PERFORM api_keys._text_check('owner_type or owner_id', owner_type, owner_id);
     PERFORM api_keys._check_owner(owner_type, owner_id);
     WITH revoked AS (
         UPDATE api_keys.keys k SET revoked_at = now()
@@ -287,11 +315,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_purge_owner(owner_type text, owner_id text) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_purge_owner(owner_type text, owner_id text) RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     n integer;
 BEGIN
+    PERFORM api_keys._text_check('owner_type or owner_id', owner_type, owner_id);
     PERFORM api_keys._check_owner(owner_type, owner_id);
     DELETE FROM api_keys.keys k
      WHERE k.owner_type = api_key_purge_owner.owner_type AND k.owner_id = api_key_purge_owner.owner_id;
@@ -303,8 +333,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
-RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     k api_keys.keys;
     t api_keys.key_types;
@@ -313,6 +344,7 @@ DECLARE
     new_scopes text[];
     changed text[] := '{}';
 BEGIN
+    PERFORM api_keys._text_check('name or scopes', name, array_to_string(scopes, ' '));
     k := api_keys._lock_key(key_id);
     PERFORM api_keys._check_key_args(k.owner_type, k.owner_id, name, jsonb_typeof(metadata), octet_length(metadata::text));
     new_name := k.name;
@@ -322,17 +354,17 @@ BEGIN
                                          WHERE p.owner_type = k.owner_type AND p.require_name) THEN
             PERFORM api_keys._raise('name_required', format('owner type %s requires a key name', left(k.owner_type, 100)));
         END IF;
-        changed := changed || 'name'::text;
+        changed := pg_catalog.array_append(changed, 'name'::text);
     END IF;
     new_scopes := k.scopes;
     IF scopes IS NOT NULL THEN
         t := api_keys._resolve_type(k.key_type);
         SELECT * INTO reg FROM api_keys._scope_registry();
         new_scopes := api_keys._scopes_process(scopes, reg.names, reg.exclusive, t.permissions);
-        changed := changed || 'scopes'::text;
+        changed := pg_catalog.array_append(changed, 'scopes'::text);
     END IF;
     IF metadata IS NOT NULL THEN
-        changed := changed || 'metadata'::text;
+        changed := pg_catalog.array_append(changed, 'metadata'::text);
     END IF;
     UPDATE api_keys.keys kk
        SET name = new_name, scopes = new_scopes, metadata = coalesce(api_key_update.metadata, kk.metadata)
@@ -343,12 +375,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_can_issue(owner_type text, owner_id text, key_type text DEFAULT NULL, environment text DEFAULT NULL)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_can_issue(owner_type text, owner_id text, key_type text DEFAULT NULL, environment text DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     t api_keys.key_types;
     e api_keys.environments;
 BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, key_type or environment', owner_type, owner_id, key_type, environment);
     PERFORM api_keys._check_owner(owner_type, owner_id);
     t := api_keys._resolve_type(key_type);
     e := api_keys._resolve_environment(environment);
@@ -356,13 +390,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_available_scopes(owner_type text, key_type text DEFAULT NULL)
-RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_available_scopes(owner_type text, key_type text DEFAULT NULL)
+RETURNS text[] LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     t api_keys.key_types;
     reg record;
     defaults text[];
 BEGIN
+    PERFORM api_keys._text_check('owner_type or key_type', owner_type, key_type);
     PERFORM api_keys._check_label('owner_type', owner_type);
     t := api_keys._resolve_type(key_type);
     SELECT * INTO reg FROM api_keys._scope_registry();
@@ -371,15 +407,17 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_type_define(
+CREATE OR REPLACE FUNCTION api_keys.api_key_type_define(
     name text, prefix text, permissions text[] DEFAULT NULL, revocable boolean DEFAULT true,
     public boolean DEFAULT false, per_owner_limit integer DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     reg record;
     ceiling text[];
     other text;
 BEGIN
+    PERFORM api_keys._text_check('name, prefix or permissions', name, prefix, array_to_string(permissions, ' '));
     PERFORM api_keys._check_label('key type name', name);
     PERFORM api_keys._check_segment('key type prefix', prefix);
     IF revocable IS NULL OR public IS NULL THEN
@@ -400,11 +438,16 @@ BEGIN
     IF FOUND THEN
         PERFORM api_keys._raise('invalid_argument', format('prefix %s is already used by key type %s', prefix, other));
     END IF;
-    INSERT INTO api_keys.key_types AS t (name, prefix, permissions, revocable, public, per_owner_limit)
-    VALUES (name, prefix, ceiling, revocable, public, per_owner_limit)
-    ON CONFLICT ON CONSTRAINT key_types_pkey DO UPDATE
-       SET prefix = EXCLUDED.prefix, permissions = EXCLUDED.permissions, revocable = EXCLUDED.revocable,
-           public = EXCLUDED.public, per_owner_limit = EXCLUDED.per_owner_limit, updated_at = now();
+    BEGIN
+        INSERT INTO api_keys.key_types AS t (name, prefix, permissions, revocable, public, per_owner_limit)
+        VALUES (name, prefix, ceiling, revocable, public, per_owner_limit)
+        ON CONFLICT ON CONSTRAINT key_types_pkey DO UPDATE
+           SET prefix = EXCLUDED.prefix, permissions = EXCLUDED.permissions, revocable = EXCLUDED.revocable,
+               public = EXCLUDED.public, per_owner_limit = EXCLUDED.per_owner_limit, updated_at = now();
+    EXCEPTION WHEN unique_violation THEN
+        -- a concurrent define took the prefix between our check and the insert
+        PERFORM api_keys._raise('invalid_argument', format('prefix %s is already used by another key type', prefix));
+    END;
     IF NOT public THEN
         -- a type that stops being public stops keeping plaintexts
         UPDATE api_keys.keys k SET viewable_token = NULL
@@ -416,11 +459,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_environment_define(name text, prefix_segment text)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_environment_define(name text, prefix_segment text)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     other text;
 BEGIN
+    PERFORM api_keys._text_check('name or prefix_segment', name, prefix_segment);
     PERFORM api_keys._check_label('environment name', name);
     PERFORM api_keys._check_segment('environment prefix_segment', prefix_segment);
     SELECT e.name INTO other FROM api_keys.environments e
@@ -429,26 +474,29 @@ BEGIN
         PERFORM api_keys._raise('invalid_argument',
             format('prefix segment %s is already used by environment %s', prefix_segment, other));
     END IF;
-    INSERT INTO api_keys.environments AS e (name, prefix_segment) VALUES (name, prefix_segment)
-    ON CONFLICT ON CONSTRAINT environments_pkey DO UPDATE SET prefix_segment = EXCLUDED.prefix_segment;
+    BEGIN
+        INSERT INTO api_keys.environments AS e (name, prefix_segment) VALUES (name, prefix_segment)
+        ON CONFLICT ON CONSTRAINT environments_pkey DO UPDATE SET prefix_segment = EXCLUDED.prefix_segment;
+    EXCEPTION WHEN unique_violation THEN
+        -- a concurrent define took the segment between our check and the insert
+        PERFORM api_keys._raise('invalid_argument',
+            format('prefix segment %s is already used by another environment', prefix_segment));
+    END;
     PERFORM api_keys._audit('environment_define', NULL, NULL, NULL,
         jsonb_build_object('name', name, 'prefix_segment', prefix_segment));
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_scope_define(name text, description text DEFAULT NULL, exclusive boolean DEFAULT false)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_scope_define(name text, description text DEFAULT NULL, exclusive boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
-    scope text := btrim(name);
+    scope text;
 BEGIN
-    IF scope IS NULL OR scope = '' OR length(scope) > 200 THEN
-        PERFORM api_keys._raise('invalid_argument', 'scope name must be 1-200 characters, not blank');
-    END IF;
+    PERFORM api_keys._text_check('name or description', name, description);
+    scope := api_keys._scope_definition(name, description);
     IF exclusive IS NULL THEN
         PERFORM api_keys._raise('invalid_argument', 'exclusive must not be NULL');
-    END IF;
-    IF length(description) > 1000 THEN
-        PERFORM api_keys._raise('invalid_argument', 'description is at most 1000 characters');
     END IF;
     INSERT INTO api_keys.scopes AS s (name, description, exclusive) VALUES (scope, description, exclusive)
     ON CONFLICT ON CONSTRAINT scopes_pkey DO UPDATE
@@ -458,13 +506,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION api_keys.api_key_owner_policy_set(owner_type text, max_keys integer DEFAULT NULL,
+CREATE OR REPLACE FUNCTION api_keys.api_key_owner_policy_set(owner_type text, max_keys integer DEFAULT NULL,
                                                   require_name boolean DEFAULT false, default_scopes text[] DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     reg record;
     defaults text[];
 BEGIN
+    PERFORM api_keys._text_check('owner_type or default_scopes', owner_type, array_to_string(default_scopes, ' '));
     PERFORM api_keys._check_label('owner_type', owner_type);
     IF max_keys < 0 THEN
         PERFORM api_keys._raise('invalid_argument', 'max_keys must be >= 0');
@@ -486,8 +536,9 @@ $$;
 
 -- PostgREST db-pre-request (SPEC §6): PT401 for no or a rejected key, PT403
 -- for a missing scope, with the verify code in the message.
-CREATE FUNCTION api_keys.api_key_authenticate(required_scopes text[] DEFAULT '{}')
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+CREATE OR REPLACE FUNCTION api_keys.api_key_authenticate(required_scopes text[] DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     code text := api_keys._authenticate(current_setting('request.headers', true), coalesce(required_scopes, '{}'));
 BEGIN
@@ -507,52 +558,114 @@ BEGIN
 END
 $$;
 
--- The hot path, in C (extension/src/verify.rs).
-CREATE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+-- C functions written against the raw V1 interface (extension/src/*.rs):
+-- the hot path, and the functions that must never raise, which read their
+-- text arguments without pgrx's conversion (it panics on text that is not
+-- UTF-8, possible in SQL_ASCII and other non-UTF-8 databases).
+CREATE OR REPLACE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
 RETURNS api_keys.verification
-LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'api_key_verify_c';
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_key_verify_c';
 
--- Every function runs as its owner with a fixed search_path; nothing is
--- executable by PUBLIC. Internal helpers (`_…`) are granted to nobody.
-DO $grants$
+CREATE OR REPLACE FUNCTION api_keys.api_key_mask(token text) RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_keys_mask';
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_environment_of(token text) RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_keys_environment_of';
+
+CREATE OR REPLACE FUNCTION api_keys.has_scope(scope text) RETURNS boolean
+LANGUAGE c STABLE PARALLEL RESTRICTED
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_keys_has_scope';
+
+CREATE OR REPLACE FUNCTION api_keys._authenticate(headers text, required_scopes text[]) RETURNS text
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_keys_authenticate';
+
+CREATE OR REPLACE FUNCTION api_keys._text_check(what text, VARIADIC value text[]) RETURNS boolean
+LANGUAGE c IMMUTABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS 'MODULE_PATHNAME', 'api_keys_text_check';
+
+-- Every ACL of the extension, set explicitly: first every privilege held by
+-- anyone but the owner is revoked from every object in the schema (so
+-- default privileges in force at CREATE EXTENSION, or left by an earlier
+-- version, count for nothing), then the grants below are made. Install and
+-- every update script end with a call, so the result is the same whatever
+-- the database's default privileges are.
+CREATE OR REPLACE FUNCTION api_keys._acl_apply() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
-    f regprocedure;
+    nsp oid := 'api_keys'::regnamespace;
+    r record;
+    verifier_functions text[] := ARRAY[
+        'api_key_verify', 'api_key_mask', 'api_key_environment_of', 'api_key_expiration_presets',
+        'api_key_authenticate', 'current_key_id', 'current_owner_type', 'current_owner_id',
+        'current_scopes', 'has_scope'];
 BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'api_keys'::regnamespace
+    FOR r IN
+        SELECT 'SCHEMA' AS kind, 'api_keys'::text AS obj, a.grantee
+          FROM pg_catalog.pg_namespace n,
+               pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
+         WHERE n.oid OPERATOR(pg_catalog.=) nsp AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+        UNION
+        SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+               pg_catalog.format('api_keys.%I', c.relname), a.grantee
+          FROM pg_catalog.pg_class c,
+               pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault(
+                   CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 's'::"char" ELSE 'r'::"char" END, c.relowner))) a
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+        UNION
+        SELECT 'FUNCTION', pg_catalog.format('api_keys.%I(%s)', p.proname,
+                                             pg_catalog.pg_get_function_identity_arguments(p.oid)), a.grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+        UNION
+        SELECT 'TYPE', pg_catalog.format('api_keys.%I', t.typname), a.grantee
+          FROM pg_catalog.pg_type t,
+               pg_catalog.aclexplode(coalesce(t.typacl, pg_catalog.acldefault('T', t.typowner))) a
+         WHERE t.typnamespace OPERATOR(pg_catalog.=) nsp AND t.typcategory OPERATOR(pg_catalog.<>) 'A'
+           AND (t.typrelid OPERATOR(pg_catalog.=) 0
+                OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                            WHERE c.oid OPERATOR(pg_catalog.=) t.typrelid AND c.relkind OPERATOR(pg_catalog.=) 'c'))
+           AND a.grantee OPERATOR(pg_catalog.<>) t.typowner
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp', f);
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %s', r.kind, r.obj,
+            CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
+    END LOOP;
+
+    GRANT USAGE ON SCHEMA api_keys TO api_keys_verifier, api_keys_admin;
+    GRANT USAGE ON TYPE api_keys.issued_key, api_keys.verification, api_keys.key_info
+       TO api_keys_verifier, api_keys_admin;
+    GRANT SELECT ON api_keys.audit_log TO api_keys_admin;
+    -- verifiers: verify, authenticate and the identity helpers; admins
+    -- (members of verifier): every other public function. Internal helpers
+    -- (`_…`) are executable by no one but the owner.
+    FOR r IN
+        SELECT pg_catalog.format('api_keys.%I(%s)', p.proname,
+                                 pg_catalog.pg_get_function_identity_arguments(p.oid)) AS fn,
+               CASE WHEN p.proname OPERATOR(pg_catalog.=) ANY (verifier_functions)
+                    THEN 'api_keys_verifier' ELSE 'api_keys_admin' END AS grantee
+          FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+           AND pg_catalog.left(p.proname, 1) OPERATOR(pg_catalog.<>) '_'
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.fn, r.grantee);
     END LOOP;
 END
-$grants$;
+$$;
 
-GRANT EXECUTE ON FUNCTION
-    api_keys.api_key_verify(text, text[], text),
-    api_keys.api_key_mask(text),
-    api_keys.api_key_environment_of(text),
-    api_keys.api_key_expiration_presets()
-TO api_keys_verifier;
-
-GRANT EXECUTE ON FUNCTION
-    api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb),
-    api_keys.api_key_get(uuid),
-    api_keys.api_key_list(text, text, text, text),
-    api_keys.api_key_revoke(uuid),
-    api_keys.api_key_revoke_all(text, text),
-    api_keys.api_key_purge_owner(text, text),
-    api_keys.api_key_update(uuid, text, text[], jsonb),
-    api_keys.api_key_can_issue(text, text, text, text),
-    api_keys.api_key_available_scopes(text, text),
-    api_keys.api_key_type_define(text, text, text[], boolean, boolean, integer),
-    api_keys.api_key_environment_define(text, text),
-    api_keys.api_key_scope_define(text, text, boolean),
-    api_keys.api_key_owner_policy_set(text, integer, boolean, text[]),
-    api_keys.api_key_usage_stats(),
-    api_keys.api_key_usage_flush()
-TO api_keys_admin;
-
-GRANT SELECT ON api_keys.audit_log TO api_keys_admin;
+SELECT api_keys._acl_apply();
 
 COMMENT ON FUNCTION api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb) IS
     'Issues a key for an owner; the only moment the plaintext token of a secret key exists.';
@@ -609,14 +722,6 @@ COMMENT ON FUNCTION api_keys._resolve_environment(text) IS 'Internal: the enviro
 COMMENT ON FUNCTION api_keys._lock_owner(text, text) IS 'Internal: serialises issuers of one owner.';
 COMMENT ON FUNCTION api_keys._within_limits(text, text, api_keys.key_types, text, boolean) IS 'Internal: counts active keys under the owner lock.';
 
-GRANT EXECUTE ON FUNCTION
-    api_keys.api_key_authenticate(text[]),
-    api_keys.current_key_id(),
-    api_keys.current_owner_type(),
-    api_keys.current_owner_id(),
-    api_keys.current_scopes(),
-    api_keys.has_scope(text)
-TO api_keys_verifier;
 
 COMMENT ON FUNCTION api_keys.api_key_authenticate(text[]) IS
     'PostgREST db-pre-request: verifies x-api-key or Authorization: Bearer from request.headers; PT401/PT403 on failure; sets the transaction''s key identity.';
@@ -632,3 +737,7 @@ COMMENT ON FUNCTION api_keys.api_key_usage_flush() IS
     'Wakes the usage flusher now; false when the library is not preloaded.';
 COMMENT ON FUNCTION api_keys._lock_key(uuid) IS 'Internal: a key by id, locked FOR UPDATE, or key_not_found.';
 COMMENT ON FUNCTION api_keys._check_label(text, text) IS 'Internal: a user-given name is 1-255 characters, not blank.';
+COMMENT ON FUNCTION api_keys._text_check(text, text[]) IS 'Internal: invalid_argument for text that is not UTF-8 in this database.';
+COMMENT ON FUNCTION api_keys._acl_apply() IS 'Internal: sets every ACL of the extension''s objects (install and updates).';
+COMMENT ON FUNCTION api_keys._scope_definition(text, text) IS 'Internal: checks a scope definition; the name to store.';
+COMMENT ON FUNCTION api_keys._scopes_effective(text[], text[]) IS 'Internal: a key''s scopes within its type''s current ceiling.';

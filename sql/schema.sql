@@ -1,6 +1,51 @@
 -- api_keys: storage, types and roles. Runs first (pgrx "bootstrap").
 -- Nothing here is granted to PUBLIC; applications reach the data only through
--- SECURITY DEFINER functions (see finalize.sql).
+-- SECURITY DEFINER functions (sql/functions.sql sets every ACL at the end).
+
+-- The schema must be ours alone: CREATE EXTENSION uses an existing schema
+-- of this name, and whoever owns it (or planted objects in it) could shadow
+-- operators and functions inside our SECURITY DEFINER bodies. Refuse a
+-- schema owned by a role that is neither the installer nor a superuser, and
+-- any schema that already holds objects.
+DO $guard$
+DECLARE
+    nsp oid;
+    owner_name name;
+    owner_trusted boolean;
+    objects text;
+BEGIN
+    SELECT n.oid, r.rolname, (r.rolsuper OR r.rolname OPERATOR(pg_catalog.=) current_user)
+      INTO nsp, owner_name, owner_trusted
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'api_keys';
+    IF NOT owner_trusted THEN
+        RAISE EXCEPTION 'api_keys: the schema api_keys already exists and is owned by %, who is neither the installing role (%) nor a superuser', owner_name, current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Drop or rename that schema (after checking what is in it), then CREATE EXTENSION api_keys again.';
+    END IF;
+    SELECT pg_catalog.string_agg(o.what, ', ') INTO objects FROM (
+        SELECT pg_catalog.format('relation %s', c.relname) AS what FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('function %s', p.proname) FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('type %s', t.typname) FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('operator %s', o.oprname) FROM pg_catalog.pg_operator o WHERE o.oprnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('collation %s', c.collname) FROM pg_catalog.pg_collation c WHERE c.collnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('conversion %s', c.conname) FROM pg_catalog.pg_conversion c WHERE c.connamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('operator class %s', c.opcname) FROM pg_catalog.pg_opclass c WHERE c.opcnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('operator family %s', f.opfname) FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('text search configuration %s', c.cfgname) FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('text search dictionary %s', d.dictname) FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('text search parser %s', p.prsname) FROM pg_catalog.pg_ts_parser p WHERE p.prsnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('text search template %s', t.tmplname) FROM pg_catalog.pg_ts_template t WHERE t.tmplnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT pg_catalog.format('statistics object %s', s.stxname) FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'default privileges' FROM pg_catalog.pg_default_acl d WHERE d.defaclnamespace OPERATOR(pg_catalog.=) nsp
+    ) o;
+    IF objects IS NOT NULL THEN
+        RAISE EXCEPTION 'api_keys: the schema api_keys already exists and is not empty: %', pg_catalog.left(objects, 500)
+            USING ERRCODE = '42501',
+                  HINT = 'CREATE EXTENSION api_keys needs a schema of its own; drop or rename that schema, then try again.';
+    END IF;
+END
+$guard$;
 
 DO $roles$
 BEGIN
@@ -16,8 +61,6 @@ BEGIN
 END
 $roles$;
 
-REVOKE ALL ON SCHEMA api_keys FROM PUBLIC;
-GRANT USAGE ON SCHEMA api_keys TO api_keys_verifier, api_keys_admin;
 
 -- Key types: prefix and scope ceiling (permissions NULL = every scope).
 CREATE TABLE api_keys.key_types (

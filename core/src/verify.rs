@@ -47,6 +47,33 @@ impl VerifyCode {
     }
 }
 
+/// What a request's authentication came to (PostgREST pre-request, the
+/// admin service's caller check): no key at all, or a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    NoKey,
+    Verified(VerifyCode),
+}
+
+impl AuthOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::NoKey => "no_key",
+            AuthOutcome::Verified(code) => code.as_str(),
+        }
+    }
+
+    /// The HTTP status of a refusal: 403 for a key that lacks a scope, 401
+    /// for no key or a key that is not accepted; `None` when accepted.
+    pub fn refusal_status(self) -> Option<u16> {
+        match self {
+            AuthOutcome::Verified(VerifyCode::Valid) => None,
+            AuthOutcome::Verified(VerifyCode::InsufficientScope) => Some(403),
+            _ => Some(401),
+        }
+    }
+}
+
 /// The facts about a stored key that the decision needs.
 #[derive(Debug, Clone, Copy)]
 pub struct StoredKey<'a, K: AsRef<str>> {
@@ -180,6 +207,21 @@ mod tests {
         assert!(is_expired(Some(9), 10));
         assert!(!is_expired(Some(11), 10));
         assert!(!is_expired(None, 10));
+    }
+
+    #[test]
+    fn a_missing_scope_is_forbidden_everything_else_unauthenticated() {
+        assert_eq!(AuthOutcome::NoKey.as_str(), "no_key");
+        assert_eq!(AuthOutcome::NoKey.refusal_status(), Some(401));
+        for c in VerifyCode::ALL {
+            let want = match c {
+                VerifyCode::Valid => None,
+                VerifyCode::InsufficientScope => Some(403),
+                _ => Some(401),
+            };
+            assert_eq!(AuthOutcome::Verified(c).refusal_status(), want, "{c:?}");
+            assert_eq!(AuthOutcome::Verified(c).as_str(), c.as_str());
+        }
     }
 
     #[test]

@@ -9,11 +9,13 @@ use std::cell::RefCell;
 
 use api_keys_core::request::token_from_headers_json;
 use api_keys_core::scopes;
+use api_keys_core::verify::AuthOutcome;
 use api_keys_core::VerifyCode;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, FromDatum};
+use pgrx::{pg_sys, FromDatum, IntoDatum};
 
 use crate::lookup::Col;
+use crate::text::{text_arg, text_array_arg, v1_function};
 use crate::verify::verify_with;
 
 struct Identity {
@@ -74,22 +76,33 @@ fn with_identity<R>(f: impl FnOnce(&Identity) -> R) -> Option<R> {
     })
 }
 
-/// Verifies the request's key and, when valid, sets the identity for this
-/// transaction. Returns the verify code, or `no_key`. Internal: called by
-/// api_key_authenticate, which turns codes into PT401/PT403.
-#[pg_extern(volatile)]
-fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<String>>>) -> String {
+v1_function!(pg_finfo_api_keys_authenticate);
+
+/// `_authenticate(headers text, required_scopes text[]) → text`: verifies
+/// the request's key and, when valid, sets the identity for this
+/// transaction. Returns the verify code, or `no_key` (also for headers that
+/// are not readable text). Internal: called by api_key_authenticate, which
+/// turns codes into PT401/PT403. Never raises.
+///
+/// # Safety
+/// Called by the executor for `_authenticate(text, text[])`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn api_keys_authenticate(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let headers = text_arg(fcinfo, 0).and_then(Result::ok);
+    let required = text_array_arg(fcinfo, 1).unwrap_or_default();
+    let code = authenticate(headers, &required);
+    code.as_str().into_datum().expect("text datum")
+}
+
+fn authenticate(headers: Option<&str>, required: &[Option<&str>]) -> AuthOutcome {
     IDENTITY.with(|c| c.borrow_mut().take());
     let Some(token) = headers.and_then(token_from_headers_json) else {
-        return "no_key".to_owned();
+        return AuthOutcome::NoKey;
     };
-    let required: Vec<Option<&str>> = required_scopes
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| s.as_deref())
-        .collect();
-    verify_with(Some(&token), &required, None, |code, found| {
+    verify_with(Some(&token), required, None, |code, found| {
         if let (VerifyCode::Valid, Some(f)) = (code, found) {
             // SAFETY: Id is a uuid column
             let key_id = unsafe {
@@ -112,39 +125,54 @@ fn _authenticate(headers: Option<&str>, required_scopes: Option<Vec<Option<Strin
                 IDENTITY.with(|c| *c.borrow_mut() = Some(identity));
             }
         }
-        code.as_str().to_owned()
+        AuthOutcome::Verified(code)
     })
 }
 
 /// The authenticated key's id in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn current_key_id() -> Option<pgrx::Uuid> {
     with_identity(|i| i.key_id)
 }
 
 /// The authenticated key's owner type in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn current_owner_type() -> Option<String> {
     with_identity(|i| i.owner_type.clone())
 }
 
 /// The authenticated key's owner id in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn current_owner_id() -> Option<String> {
     with_identity(|i| i.owner_id.clone())
 }
 
 /// The authenticated key's scopes (within its type's ceiling), else NULL.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn current_scopes() -> Option<Vec<String>> {
     with_identity(|i| i.scopes.clone())
 }
 
-/// Whether the authenticated key holds `scope`; false without one.
-#[pg_extern(stable, parallel_restricted)]
-fn has_scope(scope: Option<&str>) -> bool {
-    match scope {
-        None => false,
-        Some(s) => with_identity(|i| i.scopes.iter().any(|k| k == s)).unwrap_or(false),
-    }
+v1_function!(pg_finfo_api_keys_has_scope);
+
+/// `has_scope(scope text) → boolean`: whether the authenticated key holds
+/// `scope`; false without one, for NULL, and for unreadable text. Never
+/// raises.
+///
+/// # Safety
+/// Called by the executor for `has_scope(text)`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn api_keys_has_scope(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let held = match text_arg(fcinfo, 0) {
+        Some(Ok(s)) => with_identity(|i| i.scopes.iter().any(|k| k == s)).unwrap_or(false),
+        _ => false,
+    };
+    pg_sys::Datum::from(held)
 }

@@ -9,6 +9,7 @@ mod guc;
 mod lookup;
 mod raise;
 mod rules;
+mod text;
 mod tokens;
 mod usage;
 mod verify;

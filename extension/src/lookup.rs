@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, Array, FromDatum};
+use pgrx::{pg_sys, Array, FromDatum, IntoDatum};
 
 /// Columns of `api_keys.keys` that verify reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,10 +236,11 @@ impl Found<'_> {
     }
 
     pub fn text(&self, c: Col) -> Option<&str> {
-        // SAFETY: callers pass text columns
+        // SAFETY: callers pass text columns; the datum lives as long as self
         unsafe {
-            self.datum(c)
-                .and_then(|d| <&str as FromDatum>::from_datum(d, false))
+            self.datum(c).and_then(|d| {
+                crate::text::varlena_str(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())).ok()
+            })
         }
     }
 
@@ -263,6 +264,24 @@ impl Found<'_> {
             .as_ref()
             .map(|c| c.iter().map(String::as_str).collect());
         f(&scopes, ceiling.as_deref())
+    }
+
+    /// The key's effective scopes (stored ∩ its type's current ceiling) as
+    /// a text[] datum: the stored datum itself when the ceiling takes
+    /// nothing away, the common case.
+    pub fn effective_scopes_datum(&self) -> Option<pg_sys::Datum> {
+        let stored = self.datum(Col::Scopes)?;
+        if self.ceiling.is_none() {
+            return Some(stored);
+        }
+        self.with_scopes(|scopes, ceiling| {
+            let effective = api_keys_core::scopes::effective(scopes, ceiling);
+            if effective.len() == scopes.len() {
+                Some(stored)
+            } else {
+                effective.into_datum()
+            }
+        })
     }
 
     /// A timestamptz column as microseconds since 2000-01-01.

@@ -9,7 +9,8 @@ use pgrx::prelude::*;
 use crate::raise::{raise, OrRaise};
 
 /// Raises `api_keys: <reason>: <detail>` with the reason's SQLSTATE.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _raise(reason: &str, detail: &str) -> bool {
     let reason =
         Reason::parse(reason).unwrap_or_else(|| error!("api_keys: unknown reason {reason}"));
@@ -17,7 +18,8 @@ fn _raise(reason: &str, detail: &str) -> bool {
 }
 
 /// Bounds on owner, name and metadata (given as jsonb_typeof and byte size).
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _check_key_args(
     owner_type: Option<&str>,
     owner_id: Option<&str>,
@@ -33,27 +35,31 @@ fn _check_key_args(
     true
 }
 
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _check_owner(owner_type: Option<&str>, owner_id: Option<&str>) -> bool {
     bounds::check_owner(owner_type, owner_id).or_raise();
     true
 }
 
 /// A user-given name (key type, environment): 1–255 characters, not blank.
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _check_label(what: &str, value: Option<&str>) -> bool {
     bounds::check_label(what, value).or_raise();
     true
 }
 
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _check_segment(what: &str, value: Option<&str>) -> bool {
     token::check_segment(what, value.unwrap_or("")).or_raise();
     true
 }
 
 /// Days an `expires_in` preset asks for; NULL for `no_expiration`.
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _expires_in_days(expires_in: &str) -> Option<i32> {
     match ExpiresIn::parse(expires_in).or_raise() {
         ExpiresIn::Never => None,
@@ -79,7 +85,8 @@ fn flat(v: Option<Vec<Option<String>>>) -> Option<Vec<String>> {
 }
 
 /// Requested scopes after normalising, registry, ceiling and exclusivity.
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _scopes_process(
     requested: Option<Vec<Option<String>>>,
     registry_names: Option<Vec<Option<String>>>,
@@ -95,7 +102,8 @@ fn _scopes_process(
 }
 
 /// A ceiling or default-scope list: normalised, unknown scopes rejected.
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _scopes_known(
     requested: Option<Vec<Option<String>>>,
     registry_names: Option<Vec<Option<String>>>,
@@ -105,7 +113,8 @@ fn _scopes_known(
 }
 
 /// What a new key may hold (SPEC §5 api_key_available_scopes).
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _scopes_available(
     default_scopes: Option<Vec<Option<String>>>,
     registry_names: Option<Vec<Option<String>>>,
@@ -117,9 +126,31 @@ fn _scopes_available(
     scopes::available(defaults.as_deref(), &reg, ceiling.as_deref())
 }
 
+/// A scope definition checked (core scopes::check_definition): the name
+/// to store, trimmed.
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
+fn _scope_definition(name: Option<&str>, description: Option<&str>) -> String {
+    scopes::check_definition(name, description).or_raise()
+}
+
+/// A key's effective scopes: its own, within its type's current ceiling.
+/// Used by the key_infos view, as verify uses it on the hot path.
+#[pg_extern(immutable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
+fn _scopes_effective(
+    scopes: Option<Vec<Option<String>>>,
+    ceiling: Option<Vec<Option<String>>>,
+) -> Vec<String> {
+    let scopes = flat(scopes).unwrap_or_default();
+    let ceiling = flat(ceiling);
+    scopes::effective(&scopes, ceiling.as_deref())
+}
+
 /// Raises key_limit_reached / type_limit_reached; true when within limits.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(immutable)]
+#[pg_extern(immutable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _check_limits(
     owner_type: &str,
     owner_id: &str,
@@ -149,13 +180,15 @@ fn _check_limits(
 }
 
 /// A new UUIDv7 key id.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _key_id_new() -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(api_keys_core::ids::new_key_id())
 }
 
 /// The expiration presets a dashboard offers, in order.
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn api_key_expiration_presets(
 ) -> TableIterator<'static, (name!(value, String), name!(label, String))> {
     TableIterator::new(

@@ -2,31 +2,78 @@
 
 use api_keys_core::token::{self, Prefix, Token};
 use pgrx::prelude::*;
+use pgrx::{pg_sys, IntoDatum};
+
+use crate::text::{text_arg, v1_function};
 
 use crate::raise::OrRaise;
 
-/// `<prefix>_••••<last 4>`; NULL for anything that is not a well-formed token.
-#[pg_extern(immutable, parallel_safe)]
-fn api_key_mask(token: Option<&str>) -> Option<String> {
-    token.and_then(token::mask)
+v1_function!(pg_finfo_api_keys_mask);
+
+/// `api_key_mask(token text)`: `<prefix>_••••<last 4>`; NULL for anything
+/// that is not a well-formed token (unreadable text included). Never raises.
+///
+/// # Safety
+/// Called by the executor for `api_key_mask(text)`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn api_keys_mask(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let masked = text_arg(fcinfo, 0)
+        .and_then(Result::ok)
+        .and_then(token::mask);
+    return_text(fcinfo, masked)
 }
 
-/// The name of the environment a token was issued in, read from its prefix;
-/// NULL for a malformed token or one without an environment segment.
-#[pg_extern(stable, parallel_safe)]
-fn api_key_environment_of(token: Option<&str>) -> Option<String> {
-    let segment = token.and_then(token::parse)?.environment_segment()?;
-    Spi::get_one_with_args::<String>(
-        "SELECT name FROM api_keys.environments WHERE prefix_segment = $1",
-        &[segment.into()],
-    )
-    .ok()
-    .flatten()
+v1_function!(pg_finfo_api_keys_environment_of);
+
+/// `api_key_environment_of(token text)`: the name of the environment a
+/// token was issued in, read from its prefix; NULL for a malformed token or
+/// one without an environment segment. Never raises.
+///
+/// # Safety
+/// Called by the executor for `api_key_environment_of(text)`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn api_keys_environment_of(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let segment = text_arg(fcinfo, 0)
+        .and_then(Result::ok)
+        .and_then(token::parse)
+        .and_then(|t| t.environment_segment().map(str::to_owned));
+    let name = segment.and_then(|segment| {
+        Spi::get_one_with_args::<String>(
+            "SELECT e.name FROM api_keys.environments e \
+              WHERE e.prefix_segment OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[segment.as_str().into()],
+        )
+        .ok()
+        .flatten()
+    });
+    return_text(fcinfo, name)
+}
+
+/// Returns an optional text from a raw V1 function.
+///
+/// # Safety
+/// `fcinfo` must be the current call's.
+pub unsafe fn return_text<S: AsRef<str>>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    value: Option<S>,
+) -> pg_sys::Datum {
+    match value.and_then(|v| v.as_ref().into_datum()) {
+        Some(d) => d,
+        None => {
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0)
+        }
+    }
 }
 
 /// A fresh token for the prefix `<head>[_<environment segment>]`; the only
 /// place a plaintext is made. Internal: called by api_key_issue.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _token_new(
     head: &str,
     environment_segment: Option<&str>,
@@ -55,7 +102,8 @@ fn _token_new(
 }
 
 /// `api_keys.token_prefix`, checked to be one segment.
-#[pg_extern(stable)]
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _token_prefix() -> String {
     let p = crate::guc::token_prefix();
     token::check_segment("api_keys.token_prefix", p).or_raise();
@@ -63,13 +111,15 @@ fn _token_prefix() -> String {
 }
 
 /// `api_keys.environment`, NULL when empty.
-#[pg_extern(stable)]
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _current_environment() -> Option<String> {
     crate::guc::current_environment().map(str::to_owned)
 }
 
 /// The masked form from stored parts. Internal: used by the key_infos view.
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn _mask_parts(display_prefix: &str, last4: &str) -> String {
     token::mask_parts(display_prefix, last4)
 }

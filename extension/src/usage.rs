@@ -16,7 +16,7 @@ use api_keys_core::usage::UsageTable;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
-use pgrx::datum::DatumWithOid;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use pgrx::{pg_shmem_init, pg_sys, FromDatum, PGRXSharedMemory, PgLwLock};
@@ -99,29 +99,40 @@ pub unsafe fn track(key_id: pg_sys::Datum, last_used_at: Option<i64>) {
     if fresh || !writable {
         return;
     }
-    Spi::connect_mut(|client| touch(client, key_id));
+    Spi::connect_mut(|client| touch(client, key_id, now));
 }
 
 /// The fallback's write: last_used_at = now(), unless another transaction
-/// holds the row or it is already fresh.
-unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum) {
+/// holds the row or it is already fresh. The caller's search_path is in
+/// force here (verify need not set one), so every name is qualified and
+/// every operator is written as `OPERATOR(pg_catalog.…)` between arguments
+/// of its exact types: nothing resolves through search_path. The cut-off is
+/// computed here rather than with interval arithmetic in SQL.
+unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, now: i64) {
     TOUCH_PLAN.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             // SKIP LOCKED: never wait behind a revoke or another verifier
             let stmt = client
                 .prepare_mut(
-                    "UPDATE api_keys.keys SET last_used_at = now() \
-                      WHERE id = (SELECT id FROM api_keys.keys WHERE id = $1 FOR UPDATE SKIP LOCKED) \
-                        AND (last_used_at IS NULL OR last_used_at < now() - $2 * interval '1 second')",
-                    &[pg_sys::UUIDOID.into(), pg_sys::INT4OID.into()],
+                    "UPDATE api_keys.keys SET last_used_at = pg_catalog.now() \
+                      WHERE id OPERATOR(pg_catalog.=) (SELECT k.id FROM api_keys.keys k \
+                              WHERE k.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED) \
+                        AND (last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) $2)",
+                    &[pg_sys::UUIDOID.into(), pg_sys::TIMESTAMPTZOID.into()],
                 )
                 .unwrap_or_else(|e| error!("api_keys: preparing last_used_at update: {e}"));
             *slot = Some(stmt.keep());
         }
         let plan = slot.as_ref().expect("prepared above");
-        let Some(id) = pgrx::Uuid::from_datum(key_id, false) else { return };
-        let args = [DatumWithOid::from(id), DatumWithOid::from(guc::LAST_USED_RESOLUTION.get())];
+        let Some(id) = pgrx::Uuid::from_datum(key_id, false) else {
+            return;
+        };
+        let resolution = i64::from(guc::LAST_USED_RESOLUTION.get()) * 1_000_000;
+        let Ok(cutoff) = TimestampWithTimeZone::try_from(now - resolution) else {
+            return;
+        };
+        let args = [DatumWithOid::from(id), DatumWithOid::from(cutoff)];
         if let Err(e) = client.update(plan, None, &args) {
             warning!("api_keys: could not record last_used_at: {e}");
         }
@@ -131,7 +142,8 @@ unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum) {
 /// Usage tracking counters: whether preloaded, the table's capacity, how
 /// many keys have pending counts, and verifications recorded, dropped
 /// (table full) and flushed since the server started.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn api_key_usage_stats() -> TableIterator<
     'static,
     (
@@ -162,7 +174,8 @@ fn api_key_usage_stats() -> TableIterator<
 
 /// Wakes the flusher now instead of at the next interval; false when usage
 /// is not tracked in shared memory (library not preloaded).
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, api_keys, pg_temp)]
 fn api_key_usage_flush() -> bool {
     if !preloaded() {
         return false;
@@ -223,6 +236,12 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
 }
 
 fn flush_database(db: u32) {
+    if !database_exists(db) {
+        // Its counts can never be written: drop them once, with one line.
+        let uses = USAGE.exclusive().table.discard(db);
+        log!("api_keys: dropped {uses} pending uses of database {db}, which no longer exists");
+        return;
+    }
     let started = BackgroundWorkerBuilder::new("api_keys usage flush")
         .set_type("api_keys usage flush")
         .set_library("api_keys")
@@ -242,6 +261,52 @@ fn flush_database(db: u32) {
     }
 }
 
+/// Whether pg_database (a shared catalog, readable without a database
+/// connection) still has `db`.
+fn database_exists(db: u32) -> bool {
+    BackgroundWorker::transaction(|| {
+        // SAFETY: a syscache probe inside a transaction, as the autovacuum
+        // launcher does from a process connected to no database
+        unsafe {
+            pg_sys::SearchSysCacheExists(
+                pg_sys::SysCacheIdentifier::DATABASEOID as i32,
+                pg_sys::Datum::from(db),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+            )
+        }
+    })
+}
+
+/// The flush's statements. The worker runs as the bootstrap superuser in a
+/// database whose owner is not trusted, so no name or operator may resolve
+/// through search_path (set to pg_catalog only, and everything qualified
+/// besides): an operator such as `*(bigint, interval)` in `public` would
+/// otherwise run as superuser. Timestamps arrive as timestamptz, so there
+/// is no arithmetic in SQL at all.
+/// Also undoes timeouts a database owner may set for its database and so
+/// for this session (ALTER DATABASE … SET), which would fail every flush.
+const FLUSH_SETUP: [&str; 3] = [
+    "SET LOCAL search_path = pg_catalog, pg_temp",
+    "SET LOCAL statement_timeout = 0",
+    "SET LOCAL lock_timeout = 0",
+];
+const FLUSH_INSTALLED: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e \
+      WHERE e.extname OPERATOR(pg_catalog.=) 'api_keys'::pg_catalog.name)";
+const FLUSH_UPDATE: &str = "WITH u AS (SELECT * FROM pg_catalog.unnest($1::pg_catalog.uuid[], \
+              $2::pg_catalog.int8[], $3::pg_catalog.timestamptz[]) AS u(id, n, t)), \
+          locked AS (SELECT k.id FROM api_keys.keys k \
+              WHERE k.id OPERATOR(pg_catalog.=) ANY (SELECT u.id FROM u) FOR UPDATE OF k SKIP LOCKED) \
+     UPDATE api_keys.keys k \
+        SET requests_count = k.requests_count OPERATOR(pg_catalog.+) u.n, \
+            last_used_at = GREATEST(k.last_used_at, u.t) \
+       FROM u, locked \
+      WHERE k.id OPERATOR(pg_catalog.=) u.id AND locked.id OPERATOR(pg_catalog.=) u.id \
+     RETURNING k.id";
+const FLUSH_EXISTING: &str = "SELECT k.id FROM api_keys.keys k \
+      WHERE k.id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.uuid[])";
+
 /// One database's flush: takes its pending counts out of shared memory and
 /// adds them to the keys in one UPDATE. A crash here loses at most these
 /// counts (one interval), never keys.
@@ -250,14 +315,25 @@ fn flush_database(db: u32) {
 pub extern "C-unwind" fn api_keys_usage_flush_db(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
-    BackgroundWorker::transaction(|| {
-        let installed = Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'api_keys')",
+    // BYPASS_ALLOWCONN: a database owner cannot pin its counts in shared
+    // memory (and so take slots from other databases) by refusing connections.
+    // SAFETY: called once, from a registered background worker, before any
+    // database access, as BackgroundWorker::connect_worker_to_spi_by_oid does
+    unsafe {
+        pg_sys::BackgroundWorkerInitializeConnectionByOid(
+            db,
+            pg_sys::InvalidOid,
+            pg_sys::BGWORKER_BYPASS_ALLOWCONN,
         )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+    };
+    BackgroundWorker::transaction(|| {
+        for setup in FLUSH_SETUP {
+            Spi::run(setup).unwrap_or_else(|e| error!("api_keys: flushing usage: {e}"));
+        }
+        let installed = Spi::get_one::<bool>(FLUSH_INSTALLED)
+            .ok()
+            .flatten()
+            .unwrap_or(false);
         let drained = USAGE.exclusive().table.drain(db.to_u32());
         if !installed || drained.is_empty() {
             return;
@@ -267,21 +343,16 @@ pub extern "C-unwind" fn api_keys_usage_flush_db(arg: pg_sys::Datum) {
             .map(|u| pgrx::Uuid::from_bytes(u.key))
             .collect();
         let counts: Vec<i64> = drained.iter().map(|u| u.count as i64).collect();
-        let times: Vec<i64> = drained.iter().map(|u| u.last_used).collect();
+        let times: Vec<Option<TimestampWithTimeZone>> = drained
+            .iter()
+            .map(|u| TimestampWithTimeZone::try_from(u.last_used).ok())
+            .collect();
         // SKIP LOCKED: a transaction holding a key's row (an open update or
         // revoke) must not stall flushing; its counts go back for next time.
         let written: HashSet<[u8; 16]> = Spi::connect_mut(|client| {
             client
                 .update(
-                    "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, n, t)), \
-                          locked AS (SELECT k.id FROM api_keys.keys k WHERE k.id IN (SELECT id FROM u) \
-                                     FOR UPDATE SKIP LOCKED) \
-                     UPDATE api_keys.keys k \
-                        SET requests_count = k.requests_count + u.n, \
-                            last_used_at = greatest(k.last_used_at, \
-                                timestamptz '2000-01-01 00:00:00+00' + u.t * interval '1 microsecond') \
-                       FROM u WHERE k.id = u.id AND k.id IN (SELECT id FROM locked) \
-                     RETURNING k.id",
+                    FLUSH_UPDATE,
                     None,
                     &[ids.clone().into(), counts.into(), times.into()],
                 )
@@ -300,11 +371,7 @@ pub extern "C-unwind" fn api_keys_usage_flush_db(arg: pg_sys::Datum) {
         // keys that still exist were locked: put their counts back
         let existing: HashSet<[u8; 16]> = Spi::connect(|client| {
             client
-                .select(
-                    "SELECT id FROM api_keys.keys WHERE id = ANY($1)",
-                    None,
-                    &[skipped.into()],
-                )
+                .select(FLUSH_EXISTING, None, &[skipped.into()])
                 .map(|t| {
                     t.filter_map(|row| row.get::<pgrx::Uuid>(1).ok().flatten())
                         .map(|id| *id.as_bytes())

@@ -11,10 +11,11 @@ use api_keys_core::token;
 use api_keys_core::verify::{decide, is_expired, Isolation, StoredKey};
 use api_keys_core::VerifyCode;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, Array, FromDatum, IntoDatum};
+use pgrx::{pg_sys, IntoDatum};
 
 use crate::guc;
 use crate::lookup::{find_key, Col, Found};
+use crate::text::{text_arg, text_array_arg};
 
 const VERIFICATION_COLUMNS: usize = 11;
 const IDENTITY_COLUMNS: usize = 9;
@@ -91,24 +92,27 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
 ) -> pg_sys::Datum {
     let tupdesc = result_tupdesc(fcinfo);
     let text = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0).and_then(|d| token_text(d));
-    let required_arr =
-        pgrx::fcinfo::pg_getarg_datum(fcinfo, 1).and_then(|d| Array::<&str>::from_datum(d, false));
-    let required: Vec<Option<&str>> = required_arr
-        .as_ref()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let env_arg: Option<&str> = pgrx::fcinfo::pg_getarg_datum(fcinfo, 2)
-        .and_then(|d| <&str as FromDatum>::from_datum(d, false));
+    // SAFETY: the SQL declaration is (text, text[], text)
+    let required = text_array_arg(fcinfo, 1).unwrap_or_default();
+    // Unreadable text names no environment: NUL can never be in a stored name.
+    let env_arg: Option<&str> = text_arg(fcinfo, 2).map(|r| r.unwrap_or(UNREADABLE));
     verify_with(text, &required, env_arg, |code, found| {
         let identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]> = match found {
             Some(f) if code.reveals_identity() => {
-                Some(std::array::from_fn(|i| f.datum(IDENTITY[i])))
+                Some(std::array::from_fn(|i| match IDENTITY[i] {
+                    Col::Scopes => f.effective_scopes_datum(),
+                    c => f.datum(c),
+                }))
             }
             _ => None,
         };
         row(tupdesc, code, identity)
     })
 }
+
+/// Stands for text that is not readable in this database: no stored value
+/// can equal it, since PostgreSQL text never holds NUL.
+const UNREADABLE: &str = "\0";
 
 /// The token argument as text, or `None` when it cannot be a token: longer
 /// than any token (checked before detoasting, so 1 MB costs nothing) or not
