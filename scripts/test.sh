@@ -5,7 +5,8 @@
 #   tests: N passed, N failed
 # summed over every `test result:` line, and exits non-zero if any stage failed.
 #
-# Env: API_KEYS_TEST_PORT (default 25432) for the throwaway cluster.
+# Env: API_KEYS_TEST_PORT (default 25432) for the throwaway cluster;
+# API_KEYS_SKIP_UPGRADE_TEST=1 skips the upgrade stage (scripts/upgrade-test.sh).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -58,6 +59,15 @@ stage() {
 # 1. Toolchain and pure tests (no PostgreSQL needed).
 bash scripts/setup.sh
 stage cargo test --no-fail-fast -p api-keys-core
+
+# 2a. Upgrade stage: 0.1.0 -> current with data, compared with a fresh
+# install (own cluster on API_KEYS_UPGRADE_PORT, default 25434).
+# API_KEYS_SKIP_UPGRADE_TEST=1 skips it (local iterations).
+if [[ ${API_KEYS_SKIP_UPGRADE_TEST:-} == 1 ]]; then
+  log "skipping the upgrade stage (API_KEYS_SKIP_UPGRADE_TEST=1)"
+else
+  stage bash scripts/upgrade-test.sh
+fi
 
 # 2. Extension + throwaway cluster + template database with the extension.
 bash scripts/install-extension.sh
