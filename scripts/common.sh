@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT
 
 # PostgreSQL 15 as packaged by Debian.
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${API_KEYS_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=/usr/bin/pg_config
 export PG_BIN PG_CONFIG
 

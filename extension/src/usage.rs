@@ -236,12 +236,22 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
 }
 
 fn flush_database(db: u32) {
-    if !database_exists(db) {
-        // Its counts can never be written: drop them once, with one line.
-        let uses = USAGE.exclusive().table.discard(db);
-        log!("api_keys: dropped {uses} pending uses of database {db}, which no longer exists");
-        return;
+    // Checked before and after the flush worker: a DROP DATABASE can slip in
+    // between the check and the worker's connection (the worker then fails
+    // once). No lock is held meanwhile: the worker's own connection lock
+    // would queue behind a waiting DROP DATABASE, which would wait for us.
+    if database_exists(db) {
+        run_flush_worker(db);
+        if database_exists(db) {
+            return;
+        }
     }
+    // Its counts can never be written: drop them once, with one line.
+    let uses = USAGE.exclusive().table.discard(db);
+    log!("api_keys: dropped {uses} pending uses of database {db}, which no longer exists");
+}
+
+fn run_flush_worker(db: u32) {
     let started = BackgroundWorkerBuilder::new("api_keys usage flush")
         .set_type("api_keys usage flush")
         .set_library("api_keys")
@@ -294,8 +304,9 @@ const FLUSH_SETUP: [&str; 3] = [
 ];
 const FLUSH_INSTALLED: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e \
       WHERE e.extname OPERATOR(pg_catalog.=) 'api_keys'::pg_catalog.name)";
-const FLUSH_UPDATE: &str = "WITH u AS (SELECT * FROM pg_catalog.unnest($1::pg_catalog.uuid[], \
-              $2::pg_catalog.int8[], $3::pg_catalog.timestamptz[]) AS u(id, n, t)), \
+const FLUSH_UPDATE: &str = "WITH u AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), \
+              pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.timestamptz[])) \
+              AS u(id, n, t)), \
           locked AS (SELECT k.id FROM api_keys.keys k \
               WHERE k.id OPERATOR(pg_catalog.=) ANY (SELECT u.id FROM u) FOR UPDATE OF k SKIP LOCKED) \
      UPDATE api_keys.keys k \
