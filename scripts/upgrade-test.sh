@@ -364,7 +364,7 @@ API_KEYS_TEST_URL=$(url postgres) \
   API_KEYS_TEST_PGDATA=$CLUSTER_DIR/data \
   API_KEYS_TEST_PGBIN=$PG_BIN \
   cargo test --no-fail-fast -p api-keys-tests \
-  --test issue --test verify --test tokens --test security --test bad_input --test hostile --test policy \
+  --test issue --test verify --test tokens --test security --test bad_input --test hostile --test policy --test hardening \
   -- --test-threads=8 || tests_ok=0
 ((tests_ok)) || log "FAILED: SQL-API integration tests on an upgraded database"
 
