@@ -68,14 +68,14 @@ pub unsafe fn text_arg<'a>(
 }
 
 /// Argument `i` as a text[]: `None` when NULL; each element `None` when
-/// NULL or unreadable (a requirement that can never be met).
+/// NULL, else its text or [`NotUtf8`].
 ///
 /// # Safety
 /// `fcinfo` must be a valid call whose argument `i` is of type text[].
-pub unsafe fn text_array_arg<'a>(
+unsafe fn text_array_elements<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     i: usize,
-) -> Option<Vec<Option<&'a str>>> {
+) -> Option<Vec<Option<Result<&'a str, NotUtf8>>>> {
     let datum = pgrx::fcinfo::pg_getarg_datum(fcinfo, i)?;
     let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
     let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
@@ -104,15 +104,22 @@ pub unsafe fn text_array_arg<'a>(
             .iter()
             .zip(nulls)
             .map(|(d, &null)| {
-                if null {
-                    None
-                } else {
-                    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-                    varlena_str(v).ok()
-                }
+                (!null).then(|| varlena_str(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())))
             })
             .collect(),
     )
+}
+
+/// Argument `i` as a text[] of requirements: `None` when NULL; an element
+/// that is NULL or unreadable is `None` (a requirement never met).
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose argument `i` is of type text[].
+pub unsafe fn text_array_arg<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    i: usize,
+) -> Option<Vec<Option<&'a str>>> {
+    text_array_elements(fcinfo, i).map(|v| v.into_iter().map(|e| e.and_then(Result::ok)).collect())
 }
 
 v1_function!(pg_finfo_api_keys_text_check);
@@ -134,34 +141,12 @@ pub unsafe extern "C-unwind" fn api_keys_text_check(
     let what = text_arg(fcinfo, 0)
         .and_then(Result::ok)
         .unwrap_or("an argument");
-    if let Some(values) = pgrx::fcinfo::pg_getarg_datum(fcinfo, 1) {
-        let array = pg_sys::pg_detoast_datum(values.cast_mut_ptr()) as *mut pg_sys::ArrayType;
-        let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
-        let mut nulls: *mut bool = std::ptr::null_mut();
-        let mut n: i32 = 0;
-        pg_sys::deconstruct_array(
-            array,
-            pg_sys::TEXTOID,
-            -1,
-            false,
-            b'i' as std::ffi::c_char,
-            &mut elems,
-            &mut nulls,
-            &mut n,
-        );
-        for i in 0..n.max(0) as usize {
-            // SAFETY: deconstruct_array filled n datums and n null flags
-            if *nulls.add(i) {
-                continue;
-            }
-            let v = pg_sys::pg_detoast_datum_packed((*elems.add(i)).cast_mut_ptr());
-            if varlena_str(v).is_err() {
-                raise(RuleError::invalid(format!(
-                    "{what} is not valid UTF-8 text (in a database whose encoding is not \
-                     UTF8 or SQL_ASCII, only ASCII text is accepted)"
-                )));
-            }
-        }
+    let values = text_array_elements(fcinfo, 1).unwrap_or_default();
+    if values.iter().flatten().any(Result::is_err) {
+        raise(RuleError::invalid(format!(
+            "{what} is not valid UTF-8 text (in a database whose encoding is not \
+             UTF8 or SQL_ASCII, only ASCII text is accepted)"
+        )));
     }
     pg_sys::Datum::from(true)
 }
