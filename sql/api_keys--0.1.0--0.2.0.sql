@@ -1,19 +1,12 @@
 -- api_keys 0.1.0 -> 0.2.0. Brings a 0.1.0 database to what a fresh 0.2.0
 -- install creates (the upgrade stage, scripts/upgrade-test.sh, compares the
 -- two catalogs). Runs inside ALTER EXTENSION api_keys UPDATE, as the
--- extension's owner (a superuser).
+-- extension's owner (a superuser). Definitions below are the same text as in
+-- sql/functions.sql (SQL) and as pgrx generates (Rust helpers).
 \echo Use "ALTER EXTENSION api_keys UPDATE" to load this file. \quit
 
--- Rust helpers new in 0.2.0 (their CREATE FUNCTION is what pgrx generates
--- for a fresh install).
-CREATE FUNCTION api_keys._scope_definition(
-	"name" TEXT,
-	"description" TEXT
-) RETURNS TEXT
-IMMUTABLE SECURITY DEFINER
-SET search_path TO pg_catalog, api_keys, pg_temp
-LANGUAGE c
-AS 'MODULE_PATHNAME', '_scope_definition_wrapper';
+-- Rust helpers new in 0.2.0: core's decisions, one per operation (facts in,
+-- decision out), and the effective-scope rule for key_info.
 
 CREATE FUNCTION api_keys._scopes_effective(
 	"scopes" TEXT[],
@@ -24,11 +17,169 @@ SET search_path TO pg_catalog, api_keys, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_scopes_effective_wrapper';
 
--- Functions whose body or binding changed (sql/functions.sql has the same
--- text): text that is not UTF-8 is refused before any Rust helper sees it,
+CREATE FUNCTION api_keys._issue_plan(
+	"owner_type" TEXT,
+	"owner_id" TEXT,
+	"name" TEXT,
+	"scopes" TEXT[],
+	"key_type" TEXT,
+	"type_found" bool,
+	"type_permissions" TEXT[],
+	"type_revocable" bool,
+	"type_public" bool,
+	"environment" TEXT,
+	"environment_found" bool,
+	"environments_defined" bool,
+	"expires_at" timestamp with time zone,
+	"expires_in" TEXT,
+	"metadata_type" TEXT,
+	"metadata_bytes" INT,
+	"require_name" bool,
+	"default_scopes" TEXT[],
+	"registry_names" TEXT[],
+	"registry_exclusive" bool[],
+	"now" timestamp with time zone
+) RETURNS TABLE (
+	"name" TEXT,
+	"scopes" TEXT[],
+	"expires_at" timestamp with time zone,
+	"keep_plaintext" bool
+)
+STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_issue_plan_wrapper';
+
+CREATE FUNCTION api_keys._check_targets(
+	"key_type" TEXT,
+	"type_found" bool,
+	"environment" TEXT,
+	"environment_found" bool,
+	"environments_defined" bool
+) RETURNS bool
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_check_targets_wrapper';
+
+CREATE FUNCTION api_keys._update_plan(
+	"name" TEXT,
+	"scopes" TEXT[],
+	"metadata_type" TEXT,
+	"metadata_bytes" INT,
+	"owner_type" TEXT,
+	"current_name" TEXT,
+	"current_scopes" TEXT[],
+	"require_name" bool,
+	"ceiling" TEXT[],
+	"registry_names" TEXT[],
+	"registry_exclusive" bool[]
+) RETURNS TABLE (
+	"name" TEXT,
+	"scopes" TEXT[],
+	"changed" TEXT[]
+)
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_update_plan_wrapper';
+
+CREATE FUNCTION api_keys._key_type_check(
+	"name" TEXT,
+	"prefix" TEXT,
+	"permissions" TEXT[],
+	"revocable" bool,
+	"public" bool,
+	"per_owner_limit" INT,
+	"prefix_taken_by" TEXT,
+	"registry_names" TEXT[]
+) RETURNS TEXT[]
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_key_type_check_wrapper';
+
+CREATE FUNCTION api_keys._environment_check(
+	"name" TEXT,
+	"prefix_segment" TEXT,
+	"segment_taken_by" TEXT
+) RETURNS bool
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_environment_check_wrapper';
+
+CREATE FUNCTION api_keys._scope_check(
+	"name" TEXT,
+	"description" TEXT,
+	"exclusive" bool
+) RETURNS TEXT
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_scope_check_wrapper';
+
+CREATE FUNCTION api_keys._owner_policy_check(
+	"owner_type" TEXT,
+	"max_keys" INT,
+	"default_scopes" TEXT[],
+	"registry_names" TEXT[]
+) RETURNS TEXT[]
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_owner_policy_check_wrapper';
+
+CREATE FUNCTION api_keys._key_status(
+	"revoked_at" timestamp with time zone,
+	"expires_at" timestamp with time zone,
+	"now" timestamp with time zone
+) RETURNS TEXT
+IMMUTABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_key_status_wrapper';
+
+CREATE FUNCTION api_keys._status_filter(
+	"status" TEXT
+) RETURNS TEXT[]
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_status_filter_wrapper';
+
+CREATE FUNCTION api_keys._revocable(
+	"type_revocable" bool
+) RETURNS bool
+IMMUTABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_revocable_wrapper';
+
+CREATE FUNCTION api_keys._auth_refusal(
+	"outcome" TEXT
+) RETURNS TABLE (
+	"sqlstate" TEXT,
+	"message" TEXT,
+	"lists_required" bool
+)
+IMMUTABLE STRICT SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_auth_refusal_wrapper';
+
+-- Views, functions whose body or binding changed: core decides each rule,
+-- text that is not UTF-8 is refused before any Rust helper sees it,
 -- operators are written without relying on search_path, key_info scopes are
 -- the effective ones, concurrent defines map to invalid_argument, and the
 -- never-raise functions read their arguments without pgrx's conversion.
+
+-- Key status and revocability are core's rules (_key_status, _revocable);
+-- these views apply them once for every SQL function. Views, so the planner
+-- inlines them into each query.
+CREATE OR REPLACE VIEW api_keys.key_statuses AS
+SELECT k.*, api_keys._key_status(k.revoked_at, k.expires_at, now()) AS status
+  FROM api_keys.keys k;
 
 -- key_info rows. scopes are the key's effective scopes: stored ∩ its type's
 -- current ceiling (core's rule, as verify applies it).
@@ -37,11 +188,13 @@ SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
        api_keys._mask_parts(k.display_prefix, k.last4) AS masked_token,
        CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
        api_keys._scopes_effective(k.scopes, t.permissions) AS scopes, k.metadata, k.status,
-       coalesce(t.revocable, true) AS revocable,
+       api_keys._revocable(t.revocable) AS revocable,
        k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
   FROM api_keys.key_statuses k
   LEFT JOIN api_keys.key_types t ON t.name = k.key_type;
 
+-- Gathers the facts (policy, key type, environment, registry, now), lets
+-- core decide (_issue_plan), then locks, counts, inserts and audits.
 CREATE OR REPLACE FUNCTION api_keys.api_key_issue(
     owner_type text,
     owner_id text,
@@ -56,44 +209,29 @@ RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     meta jsonb := coalesce(metadata, '{}');
-    key_name text := nullif(btrim(name), '');
+    wanted text;
     policy api_keys.owner_policies;
     t api_keys.key_types;
     e api_keys.environments;
     reg record;
-    granted text[];
-    expiry timestamptz;
-    days integer;
+    plan record;
     tok record;
     new_id uuid;
     now_ts timestamptz := now();
 BEGIN
     PERFORM api_keys._text_check('owner_type, owner_id, name, scopes, key_type, environment or expires_in',
         owner_type, owner_id, name, array_to_string(scopes, ' '), key_type, environment, expires_in);
-    PERFORM api_keys._check_key_args(owner_type, owner_id, name, jsonb_typeof(meta), octet_length(meta::text));
+    wanted := coalesce(nullif(environment, ''), api_keys._current_environment());
     SELECT * INTO policy FROM api_keys.owner_policies p WHERE p.owner_type = api_key_issue.owner_type;
-    IF coalesce(policy.require_name, false) AND key_name IS NULL THEN
-        PERFORM api_keys._raise('name_required', format('owner type %s requires a key name', left(owner_type, 100)));
-    END IF;
-    t := api_keys._resolve_type(key_type);
-    e := api_keys._resolve_environment(environment);
-
-    IF expires_in IS NOT NULL THEN
-        days := api_keys._expires_in_days(expires_in);
-        expiry := CASE WHEN days IS NULL THEN NULL ELSE now_ts + pg_catalog.make_interval(days => days) END;
-    ELSIF expires_at IS NOT NULL THEN
-        IF expires_at <= now_ts THEN
-            PERFORM api_keys._raise('invalid_expiry', 'expires_at must be in the future');
-        END IF;
-        expiry := expires_at;
-    END IF;
-    IF expiry IS NOT NULL AND NOT coalesce(t.revocable, true) THEN
-        PERFORM api_keys._raise('invalid_expiry', format('keys of the non-revocable type %s cannot expire', t.name));
-    END IF;
-
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = api_key_issue.key_type;
+    SELECT * INTO e FROM api_keys.environments en WHERE en.name = wanted;
     SELECT * INTO reg FROM api_keys._scope_registry();
-    granted := api_keys._scopes_process(coalesce(scopes, policy.default_scopes, '{}'),
-                                        reg.names, reg.exclusive, t.permissions);
+    SELECT * INTO plan FROM api_keys._issue_plan(
+        owner_type, owner_id, name, scopes,
+        key_type, t.name IS NOT NULL, t.permissions, t.revocable, t.public,
+        wanted, e.name IS NOT NULL, EXISTS (SELECT 1 FROM api_keys.environments),
+        expires_at, expires_in, jsonb_typeof(meta), octet_length(meta::text),
+        policy.require_name, policy.default_scopes, reg.names, reg.exclusive, now_ts);
 
     PERFORM api_keys._within_limits(owner_type, owner_id, t, e.name, true);
 
@@ -102,37 +240,56 @@ BEGIN
     INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
                                display_prefix, last4, scopes, metadata, viewable_token,
                                created_at, expires_at)
-    VALUES (new_id, owner_type, owner_id, key_name, t.name, e.name, tok.token_hash,
-            tok.display_prefix, tok.last4, granted, meta,
-            CASE WHEN coalesce(t.public, false) THEN tok.token END,
-            now_ts, expiry);
+    VALUES (new_id, owner_type, owner_id, plan.name, t.name, e.name, tok.token_hash,
+            tok.display_prefix, tok.last4, plan.scopes, meta,
+            CASE WHEN plan.keep_plaintext THEN tok.token END,
+            now_ts, plan.expires_at);
     PERFORM api_keys._audit('issue', new_id, owner_type, owner_id,
-        jsonb_build_object('name', key_name, 'key_type', t.name, 'environment', e.name,
-                           'scopes', to_jsonb(granted), 'expires_at', expiry));
-    RETURN ROW(new_id, tok.token, tok.masked_token, owner_type, owner_id, key_name, t.name, e.name,
-               granted, expiry, now_ts)::api_keys.issued_key;
+        jsonb_build_object('name', plan.name, 'key_type', t.name, 'environment', e.name,
+                           'scopes', to_jsonb(plan.scopes), 'expires_at', plan.expires_at));
+    RETURN ROW(new_id, tok.token, tok.masked_token, owner_type, owner_id, plan.name, t.name, e.name,
+               plan.scopes, plan.expires_at, now_ts)::api_keys.issued_key;
 END
 $$;
 
 CREATE OR REPLACE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL)
 RETURNS SETOF api_keys.key_info LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    statuses text[];
 BEGIN
     PERFORM api_keys._text_check('owner_type, owner_id, status or key_type', owner_type, owner_id, status, key_type);
     PERFORM api_keys._check_owner(owner_type, owner_id);
-    IF status IS NOT NULL AND status NOT IN ('active', 'inactive', 'expired', 'revoked') THEN
-        PERFORM api_keys._raise('invalid_argument',
-            format('status must be one of active, inactive, expired, revoked, got %s', left(status, 40)));
-    END IF;
-    PERFORM api_keys._resolve_type(key_type);
+    statuses := api_keys._status_filter(status);
+    PERFORM api_keys._check_targets(key_type,
+        EXISTS (SELECT 1 FROM api_keys.key_types kt WHERE kt.name = api_key_list.key_type), NULL, false, false);
     RETURN QUERY
         SELECT i.* FROM api_keys.key_infos i
          WHERE i.owner_type = api_key_list.owner_type AND i.owner_id = api_key_list.owner_id
            AND (api_key_list.key_type IS NULL OR i.key_type = api_key_list.key_type)
-           AND (api_key_list.status IS NULL
-                OR i.status = api_key_list.status
-                OR (api_key_list.status = 'inactive' AND i.status <> 'active'))
+           AND i.status = ANY (statuses)
          ORDER BY i.created_at DESC, i.id DESC;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_revoke(key_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    k api_keys.keys;
+    info record;
+BEGIN
+    k := api_keys._lock_key(key_id);
+    SELECT i.revocable, i.status INTO info FROM api_keys.key_infos i WHERE i.id = key_id;
+    IF NOT info.revocable THEN
+        PERFORM api_keys._raise('key_not_revocable', format('key %s is of the non-revocable type %s', key_id, k.key_type));
+    END IF;
+    IF info.status <> 'active' THEN
+        RETURN false;
+    END IF;
+    UPDATE api_keys.keys SET revoked_at = now() WHERE id = key_id;
+    PERFORM api_keys._audit('revoke', key_id, k.owner_type, k.owner_id);
+    RETURN true;
 END
 $$;
 
@@ -147,10 +304,10 @@ BEGIN
     WITH revoked AS (
         UPDATE api_keys.keys k SET revoked_at = now()
          WHERE k.owner_type = api_key_revoke_all.owner_type AND k.owner_id = api_key_revoke_all.owner_id
-           AND k.id IN (SELECT s.id FROM api_keys.key_statuses s
-                         WHERE s.owner_type = api_key_revoke_all.owner_type
-                           AND s.owner_id = api_key_revoke_all.owner_id AND s.status = 'active')
-           AND NOT EXISTS (SELECT 1 FROM api_keys.key_types t WHERE t.name = k.key_type AND NOT t.revocable)
+           AND k.id IN (SELECT i.id FROM api_keys.key_infos i
+                         WHERE i.owner_type = api_key_revoke_all.owner_type
+                           AND i.owner_id = api_key_revoke_all.owner_id
+                           AND i.status = 'active' AND i.revocable)
         RETURNING k.id)
     SELECT coalesce(array_agg(id), '{}') INTO ids FROM revoked;
     PERFORM api_keys._audit('revoke_all', NULL, owner_type, owner_id,
@@ -177,44 +334,29 @@ BEGIN
 END
 $$;
 
+-- Locks the key, gathers the facts, lets core decide (_update_plan), writes.
 CREATE OR REPLACE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     k api_keys.keys;
-    t api_keys.key_types;
+    ceiling text[];
+    require_name boolean;
     reg record;
-    new_name text;
-    new_scopes text[];
-    changed text[] := '{}';
+    plan record;
 BEGIN
     PERFORM api_keys._text_check('name or scopes', name, array_to_string(scopes, ' '));
     k := api_keys._lock_key(key_id);
-    PERFORM api_keys._check_key_args(k.owner_type, k.owner_id, name, jsonb_typeof(metadata), octet_length(metadata::text));
-    new_name := k.name;
-    IF name IS NOT NULL THEN
-        new_name := nullif(btrim(name), '');
-        IF new_name IS NULL AND EXISTS (SELECT 1 FROM api_keys.owner_policies p
-                                         WHERE p.owner_type = k.owner_type AND p.require_name) THEN
-            PERFORM api_keys._raise('name_required', format('owner type %s requires a key name', left(k.owner_type, 100)));
-        END IF;
-        changed := pg_catalog.array_append(changed, 'name'::text);
-    END IF;
-    new_scopes := k.scopes;
-    IF scopes IS NOT NULL THEN
-        t := api_keys._resolve_type(k.key_type);
-        SELECT * INTO reg FROM api_keys._scope_registry();
-        new_scopes := api_keys._scopes_process(scopes, reg.names, reg.exclusive, t.permissions);
-        changed := pg_catalog.array_append(changed, 'scopes'::text);
-    END IF;
-    IF metadata IS NOT NULL THEN
-        changed := pg_catalog.array_append(changed, 'metadata'::text);
-    END IF;
+    SELECT t.permissions INTO ceiling FROM api_keys.key_types t WHERE t.name = k.key_type;
+    SELECT p.require_name INTO require_name FROM api_keys.owner_policies p WHERE p.owner_type = k.owner_type;
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    SELECT * INTO plan FROM api_keys._update_plan(name, scopes, jsonb_typeof(metadata), octet_length(metadata::text),
+        k.owner_type, k.name, k.scopes, require_name, ceiling, reg.names, reg.exclusive);
     UPDATE api_keys.keys kk
-       SET name = new_name, scopes = new_scopes, metadata = coalesce(api_key_update.metadata, kk.metadata)
+       SET name = plan.name, scopes = plan.scopes, metadata = coalesce(api_key_update.metadata, kk.metadata)
      WHERE kk.id = key_id;
     PERFORM api_keys._audit('update', key_id, k.owner_type, k.owner_id,
-        jsonb_build_object('changed', to_jsonb(changed), 'name', new_name, 'scopes', to_jsonb(new_scopes)));
+        jsonb_build_object('changed', to_jsonb(plan.changed), 'name', plan.name, 'scopes', to_jsonb(plan.scopes)));
     RETURN api_keys.api_key_get(key_id);
 END
 $$;
@@ -225,11 +367,15 @@ SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     t api_keys.key_types;
     e api_keys.environments;
+    wanted text;
 BEGIN
     PERFORM api_keys._text_check('owner_type, owner_id, key_type or environment', owner_type, owner_id, key_type, environment);
     PERFORM api_keys._check_owner(owner_type, owner_id);
-    t := api_keys._resolve_type(key_type);
-    e := api_keys._resolve_environment(environment);
+    wanted := coalesce(nullif(environment, ''), api_keys._current_environment());
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = api_key_can_issue.key_type;
+    SELECT * INTO e FROM api_keys.environments en WHERE en.name = wanted;
+    PERFORM api_keys._check_targets(key_type, t.name IS NOT NULL,
+        wanted, e.name IS NOT NULL, EXISTS (SELECT 1 FROM api_keys.environments));
     RETURN api_keys._within_limits(owner_type, owner_id, t, e.name, false);
 END
 $$;
@@ -244,7 +390,8 @@ DECLARE
 BEGIN
     PERFORM api_keys._text_check('owner_type or key_type', owner_type, key_type);
     PERFORM api_keys._check_label('owner_type', owner_type);
-    t := api_keys._resolve_type(key_type);
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = api_key_available_scopes.key_type;
+    PERFORM api_keys._check_targets(key_type, t.name IS NOT NULL, NULL, false, false);
     SELECT * INTO reg FROM api_keys._scope_registry();
     SELECT p.default_scopes INTO defaults FROM api_keys.owner_policies p WHERE p.owner_type = api_key_available_scopes.owner_type;
     RETURN api_keys._scopes_available(defaults, reg.names, t.permissions);
@@ -262,26 +409,10 @@ DECLARE
     other text;
 BEGIN
     PERFORM api_keys._text_check('name, prefix or permissions', name, prefix, array_to_string(permissions, ' '));
-    PERFORM api_keys._check_label('key type name', name);
-    PERFORM api_keys._check_segment('key type prefix', prefix);
-    IF revocable IS NULL OR public IS NULL THEN
-        PERFORM api_keys._raise('invalid_argument', 'revocable and public must not be NULL');
-    END IF;
-    IF per_owner_limit < 0 THEN
-        PERFORM api_keys._raise('invalid_argument', 'per_owner_limit must be >= 0');
-    END IF;
-    IF public AND (revocable OR permissions IS NULL) THEN
-        PERFORM api_keys._raise('invalid_argument',
-            'a public key type must be non-revocable and have a scope ceiling (permissions)');
-    END IF;
-    IF permissions IS NOT NULL THEN
-        SELECT * INTO reg FROM api_keys._scope_registry();
-        ceiling := api_keys._scopes_known(permissions, reg.names);
-    END IF;
-    SELECT t.name INTO other FROM api_keys.key_types t WHERE t.prefix = api_key_type_define.prefix AND t.name <> api_key_type_define.name;
-    IF FOUND THEN
-        PERFORM api_keys._raise('invalid_argument', format('prefix %s is already used by key type %s', prefix, other));
-    END IF;
+    SELECT t.name INTO other FROM api_keys.key_types t
+     WHERE t.prefix = api_key_type_define.prefix AND t.name <> api_key_type_define.name;
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    ceiling := api_keys._key_type_check(name, prefix, permissions, revocable, public, per_owner_limit, other, reg.names);
     BEGIN
         INSERT INTO api_keys.key_types AS t (name, prefix, permissions, revocable, public, per_owner_limit)
         VALUES (name, prefix, ceiling, revocable, public, per_owner_limit)
@@ -310,14 +441,9 @@ DECLARE
     other text;
 BEGIN
     PERFORM api_keys._text_check('name or prefix_segment', name, prefix_segment);
-    PERFORM api_keys._check_label('environment name', name);
-    PERFORM api_keys._check_segment('environment prefix_segment', prefix_segment);
     SELECT e.name INTO other FROM api_keys.environments e
      WHERE e.prefix_segment = api_key_environment_define.prefix_segment AND e.name <> api_key_environment_define.name;
-    IF FOUND THEN
-        PERFORM api_keys._raise('invalid_argument',
-            format('prefix segment %s is already used by environment %s', prefix_segment, other));
-    END IF;
+    PERFORM api_keys._environment_check(name, prefix_segment, other);
     BEGIN
         INSERT INTO api_keys.environments AS e (name, prefix_segment) VALUES (name, prefix_segment)
         ON CONFLICT ON CONSTRAINT environments_pkey DO UPDATE SET prefix_segment = EXCLUDED.prefix_segment;
@@ -338,10 +464,7 @@ DECLARE
     scope text;
 BEGIN
     PERFORM api_keys._text_check('name or description', name, description);
-    scope := api_keys._scope_definition(name, description);
-    IF exclusive IS NULL THEN
-        PERFORM api_keys._raise('invalid_argument', 'exclusive must not be NULL');
-    END IF;
+    scope := api_keys._scope_check(name, description, exclusive);
     INSERT INTO api_keys.scopes AS s (name, description, exclusive) VALUES (scope, description, exclusive)
     ON CONFLICT ON CONSTRAINT scopes_pkey DO UPDATE
        SET description = EXCLUDED.description, exclusive = EXCLUDED.exclusive;
@@ -359,14 +482,8 @@ DECLARE
     defaults text[];
 BEGIN
     PERFORM api_keys._text_check('owner_type or default_scopes', owner_type, array_to_string(default_scopes, ' '));
-    PERFORM api_keys._check_label('owner_type', owner_type);
-    IF max_keys < 0 THEN
-        PERFORM api_keys._raise('invalid_argument', 'max_keys must be >= 0');
-    END IF;
-    IF default_scopes IS NOT NULL THEN
-        SELECT * INTO reg FROM api_keys._scope_registry();
-        defaults := api_keys._scopes_known(default_scopes, reg.names);
-    END IF;
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    defaults := api_keys._owner_policy_check(owner_type, max_keys, default_scopes, reg.names);
     INSERT INTO api_keys.owner_policies AS p (owner_type, max_keys, require_name, default_scopes)
     VALUES (owner_type, max_keys, coalesce(require_name, false), defaults)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE
@@ -375,6 +492,27 @@ BEGIN
     PERFORM api_keys._audit('owner_policy_set', NULL, owner_type, NULL,
         jsonb_build_object('max_keys', max_keys, 'require_name', coalesce(require_name, false),
                            'default_scopes', to_jsonb(defaults)));
+END
+$$;
+
+-- PostgREST db-pre-request (SPEC §6): core maps the outcome to PT401 or
+-- PT403 and the message (_auth_refusal), with the verify code first.
+CREATE OR REPLACE FUNCTION api_keys.api_key_authenticate(required_scopes text[] DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    outcome text := api_keys._authenticate(current_setting('request.headers', true), coalesce(required_scopes, '{}'));
+    refusal record;
+BEGIN
+    SELECT * INTO refusal FROM api_keys._auth_refusal(outcome);
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF refusal.lists_required THEN
+        RAISE EXCEPTION USING ERRCODE = refusal.sqlstate, MESSAGE = refusal.message,
+            DETAIL = format('required scopes: %s', array_to_string(required_scopes, ', '));
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = refusal.sqlstate, MESSAGE = refusal.message;
 END
 $$;
 
@@ -475,11 +613,30 @@ BEGIN
 END
 $$;
 
+-- Helpers whose rules moved into the plans above.
+DROP FUNCTION api_keys._check_key_args(text, text, text, text, integer);
+DROP FUNCTION api_keys._check_segment(text, text);
+DROP FUNCTION api_keys._expires_in_days(text);
+DROP FUNCTION api_keys._scopes_process(text[], text[], boolean[], text[]);
+DROP FUNCTION api_keys._scopes_known(text[], text[]);
+DROP FUNCTION api_keys._resolve_type(text);
+DROP FUNCTION api_keys._resolve_environment(text);
+
 -- Every ACL set explicitly, as a fresh install does (0.1.0 left types
 -- usable by PUBLIC and honoured default privileges).
 SELECT api_keys._acl_apply();
 
 COMMENT ON FUNCTION api_keys._text_check(text, text[]) IS 'Internal: invalid_argument for text that is not UTF-8 in this database.';
 COMMENT ON FUNCTION api_keys._acl_apply() IS 'Internal: sets every ACL of the extension''s objects (install and updates).';
-COMMENT ON FUNCTION api_keys._scope_definition(text, text) IS 'Internal: checks a scope definition; the name to store.';
 COMMENT ON FUNCTION api_keys._scopes_effective(text[], text[]) IS 'Internal: a key''s scopes within its type''s current ceiling.';
+COMMENT ON FUNCTION api_keys._issue_plan(text, text, text, text[], text, boolean, text[], boolean, boolean, text, boolean, boolean, timestamptz, text, text, integer, boolean, text[], text[], boolean[], timestamptz) IS 'Internal: core''s decision for issue (name, scopes, expiry, plaintext kept).';
+COMMENT ON FUNCTION api_keys._update_plan(text, text[], text, integer, text, text, text[], boolean, text[], text[], boolean[]) IS 'Internal: core''s decision for update (name, scopes, changed fields).';
+COMMENT ON FUNCTION api_keys._check_targets(text, boolean, text, boolean, boolean) IS 'Internal: unknown_key_type / unknown_environment as issue would raise them.';
+COMMENT ON FUNCTION api_keys._key_type_check(text, text, text[], boolean, boolean, integer, text, text[]) IS 'Internal: checks a key type definition; the ceiling to store.';
+COMMENT ON FUNCTION api_keys._environment_check(text, text, text) IS 'Internal: checks an environment definition.';
+COMMENT ON FUNCTION api_keys._scope_check(text, text, boolean) IS 'Internal: checks a scope definition; the name to store.';
+COMMENT ON FUNCTION api_keys._owner_policy_check(text, integer, text[], text[]) IS 'Internal: checks an owner policy; the default scopes to store.';
+COMMENT ON FUNCTION api_keys._key_status(timestamptz, timestamptz, timestamptz) IS 'Internal: a key''s status word: revoked, expired or active.';
+COMMENT ON FUNCTION api_keys._status_filter(text) IS 'Internal: the statuses api_key_list keeps for a status filter.';
+COMMENT ON FUNCTION api_keys._revocable(boolean) IS 'Internal: whether a key is revocable (untyped keys are).';
+COMMENT ON FUNCTION api_keys._auth_refusal(text) IS 'Internal: PT401/PT403 and message for an authentication outcome.';

@@ -4,12 +4,15 @@
 
 pub mod base62;
 pub mod bounds;
+pub mod define;
 pub mod error;
 pub mod expiry;
 pub mod ids;
+pub mod issue;
 pub mod limits;
 pub mod request;
 pub mod scopes;
+pub mod status;
 pub mod token;
 pub mod usage;
 pub mod verify;

@@ -41,6 +41,10 @@ impl VerifyCode {
         self == VerifyCode::Valid
     }
 
+    pub fn parse(s: &str) -> Option<VerifyCode> {
+        VerifyCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// Identity columns are filled only for these codes.
     pub fn reveals_identity(self) -> bool {
         matches!(self, VerifyCode::Valid | VerifyCode::InsufficientScope)
@@ -61,6 +65,32 @@ impl AuthOutcome {
             AuthOutcome::NoKey => "no_key",
             AuthOutcome::Verified(code) => code.as_str(),
         }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthOutcome> {
+        match s {
+            "no_key" => Some(AuthOutcome::NoKey),
+            _ => VerifyCode::parse(s).map(AuthOutcome::Verified),
+        }
+    }
+
+    /// PostgREST's SQLSTATE and the message of a refusal (SPEC §6), `None`
+    /// when accepted. The message starts with the verify code.
+    pub fn refusal(self) -> Option<(&'static str, String)> {
+        let status = self.refusal_status()?;
+        let sqlstate = if status == 403 { "PT403" } else { "PT401" };
+        let message = match self {
+            AuthOutcome::NoKey => "api_keys: malformed: the request carries no API key \
+                                  (x-api-key or Authorization: Bearer)"
+                .to_owned(),
+            AuthOutcome::Verified(VerifyCode::InsufficientScope) => {
+                "api_keys: insufficient_scope: the API key lacks a required scope".to_owned()
+            }
+            AuthOutcome::Verified(code) => {
+                format!("api_keys: {}: the API key was not accepted", code.as_str())
+            }
+        };
+        Some((sqlstate, message))
     }
 
     /// The HTTP status of a refusal: 403 for a key that lacks a scope, 401
@@ -221,7 +251,20 @@ mod tests {
             };
             assert_eq!(AuthOutcome::Verified(c).refusal_status(), want, "{c:?}");
             assert_eq!(AuthOutcome::Verified(c).as_str(), c.as_str());
+            assert_eq!(
+                AuthOutcome::parse(c.as_str()),
+                Some(AuthOutcome::Verified(c))
+            );
+            let refusal = AuthOutcome::Verified(c).refusal();
+            assert_eq!(refusal.is_none(), c.is_valid());
+            if let Some((state, message)) = refusal {
+                assert_eq!(state == "PT403", c == VerifyCode::InsufficientScope);
+                assert!(message.starts_with(&format!("api_keys: {}:", c.as_str())));
+            }
         }
+        let (state, message) = AuthOutcome::NoKey.refusal().unwrap();
+        assert_eq!(state, "PT401");
+        assert!(message.starts_with("api_keys: malformed:"));
     }
 
     #[test]
