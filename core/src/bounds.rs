@@ -18,7 +18,11 @@ pub fn is_forbidden_char(c: char) -> bool {
 
 /// Refuses control and bidi-override characters in a user-given name.
 pub fn check_visible(what: &str, v: &str) -> Result<(), RuleError> {
-    match v.chars().find(|&c| is_forbidden_char(c)) {
+    refuse_forbidden(what, v, |_| false)
+}
+
+fn refuse_forbidden(what: &str, v: &str, allowed: impl Fn(char) -> bool) -> Result<(), RuleError> {
+    match v.chars().find(|&c| is_forbidden_char(c) && !allowed(c)) {
         Some(c) => Err(RuleError::invalid(format!(
             "{what} must not contain control or bidirectional-override characters (found U+{:04X})",
             u32::from(c)
@@ -38,16 +42,7 @@ pub fn check_description(v: Option<&str>) -> Result<(), RuleError> {
             "description is at most {MAX_DESCRIPTION_LEN} characters, got {n}"
         )));
     }
-    if let Some(c) = v
-        .chars()
-        .find(|&c| is_forbidden_char(c) && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(RuleError::invalid(format!(
-            "description must not contain control or bidirectional-override characters (found U+{:04X})",
-            u32::from(c)
-        )));
-    }
-    Ok(())
+    refuse_forbidden("description", v, |c| matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// owner_type and owner_id: 1–255 chars, not blank.
