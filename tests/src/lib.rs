@@ -13,6 +13,7 @@
 //! tests can run in parallel.
 
 pub mod api;
+pub mod bouncer;
 pub mod cluster;
 pub mod db;
 pub mod errors;
