@@ -82,7 +82,6 @@ SQL
 
 export API_KEYS_TEST_URL=$URL
 export API_KEYS_TEST_TEMPLATE=api_keys_template
-export API_KEYS_TEST_PGDATA=$CLUSTER_DIR/data
 export API_KEYS_TEST_PGBIN=$PG_BIN
 
 # 3. Integration tests.

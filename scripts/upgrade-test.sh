@@ -361,7 +361,6 @@ log "check (d): SQL-API integration tests on an upgraded database (template upgr
 tests_ok=1
 API_KEYS_TEST_URL=$(url postgres) \
   API_KEYS_TEST_TEMPLATE=upgraded_template \
-  API_KEYS_TEST_PGDATA=$CLUSTER_DIR/data \
   API_KEYS_TEST_PGBIN=$PG_BIN \
   cargo test --no-fail-fast -p api-keys-tests \
   --test issue --test verify --test tokens --test security --test bad_input --test hostile --test policy --test hardening \
