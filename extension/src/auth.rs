@@ -12,9 +12,9 @@ use api_keys_core::scopes;
 use api_keys_core::verify::AuthOutcome;
 use api_keys_core::VerifyCode;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, FromDatum, IntoDatum};
+use pgrx::{pg_sys, IntoDatum};
 
-use crate::lookup::Col;
+use crate::lookup::{Col, KeyRow};
 use crate::text::{text_arg, text_array_arg, v1_function};
 use crate::verify::verify_with;
 
@@ -34,6 +34,11 @@ thread_local! {
     static SUBXACT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Forgets an identity set inside an aborted subtransaction.
+///
+/// # Safety
+/// Called by Postgres' subtransaction machinery, as registered by
+/// [`ensure_subxact_callback`]; it touches only this backend's identity.
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_on_subxact_abort(
     event: pg_sys::SubXactEvent::Type,
@@ -55,7 +60,9 @@ unsafe extern "C-unwind" fn forget_on_subxact_abort(
 
 fn ensure_subxact_callback() {
     if !SUBXACT_CALLBACK.with(|c| c.replace(true)) {
-        // SAFETY: registers a backend-lifetime callback once
+        // SAFETY: the callback is a guarded function of this library, which
+        // Postgres never unloads, so it lives as long as the registration;
+        // it ignores its argument. The flag registers it once per backend.
         unsafe {
             pg_sys::RegisterSubXactCallback(Some(forget_on_subxact_abort), std::ptr::null_mut())
         };
@@ -91,6 +98,7 @@ v1_function!(pg_finfo_api_keys_authenticate);
 pub unsafe extern "C-unwind" fn api_keys_authenticate(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
+    // the SQL declaration is (text, text[]): the types read below
     let headers = text_arg(fcinfo, 0).and_then(Result::ok);
     let required = text_array_arg(fcinfo, 1).unwrap_or_default();
     let code = authenticate(headers, &required);
@@ -102,30 +110,31 @@ fn authenticate(headers: Option<&str>, required: &[Option<&str>]) -> AuthOutcome
     let Some(token) = headers.and_then(token_from_headers_json) else {
         return AuthOutcome::NoKey;
     };
-    verify_with(Some(&token), required, None, |code, found| {
-        if let (VerifyCode::Valid, Some(f)) = (code, found) {
-            // SAFETY: Id is a uuid column
-            let key_id = unsafe {
-                f.datum(Col::Id)
-                    .and_then(|d| pgrx::Uuid::from_datum(d, false))
-            };
-            if let (Some(key_id), Some(owner_type), Some(owner_id)) =
-                (key_id, f.text(Col::OwnerType), f.text(Col::OwnerId))
-            {
-                ensure_subxact_callback();
-                let identity = Identity {
-                    lxid: current_lxid(),
-                    // SAFETY: reads the current subtransaction id
-                    subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
-                    key_id,
-                    owner_type: owner_type.to_owned(),
-                    owner_id: owner_id.to_owned(),
-                    scopes: f.with_scopes(|s, c| scopes::effective(s, c)),
-                };
-                IDENTITY.with(|c| *c.borrow_mut() = Some(identity));
-            }
-        }
-        AuthOutcome::Verified(code)
+    let (code, identity) = verify_with(Some(&token), required, None, |code, key| {
+        let identity = match (code, key) {
+            (VerifyCode::Valid, Some(key)) => identity_of(key),
+            _ => None,
+        };
+        (code, identity)
+    });
+    if let Some(identity) = identity {
+        ensure_subxact_callback();
+        IDENTITY.with(|c| *c.borrow_mut() = Some(identity));
+    }
+    AuthOutcome::Verified(code)
+}
+
+/// The identity a valid key grants this transaction, copied out of its row.
+fn identity_of(key: &KeyRow) -> Option<Identity> {
+    Some(Identity {
+        lxid: current_lxid(),
+        // SAFETY: a plain read of the current subtransaction's id; we run
+        // inside a transaction (a SQL function call).
+        subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
+        key_id: key.key_id()?,
+        owner_type: key.text(Col::OwnerType)?.to_owned(),
+        owner_id: key.text(Col::OwnerId)?.to_owned(),
+        scopes: key.with_scopes(|s, c| scopes::effective(s, c)),
     })
 }
 

@@ -24,12 +24,3 @@ pub extern "C-unwind" fn _PG_init() {
     guc::define();
     usage::init();
 }
-
-#[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
-    }
-}

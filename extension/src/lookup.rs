@@ -8,6 +8,12 @@
 //! Relation OIDs and column positions are cached per backend and dropped on
 //! any relcache invalidation of those relations (DROP/ALTER), so a
 //! re-created extension is picked up.
+//!
+//! A key's datums are read in place: they may point into the heap buffer
+//! that its scan pins. [`KeyScan`] holds the scan open, and the buffer
+//! pinned, for as long as its [`KeyRow`] is borrowed, and ends it when
+//! dropped; nothing may write to `api_keys.keys` before then (verify records
+//! usage only after the scan has ended).
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -32,27 +38,79 @@ pub enum Col {
     TokenHash,
 }
 
-const KEY_COLUMNS: [&str; 12] = [
-    "id",
-    "owner_type",
-    "owner_id",
-    "name",
-    "key_type",
-    "environment",
-    "scopes",
-    "metadata",
-    "expires_at",
-    "revoked_at",
-    "last_used_at",
-    "token_hash",
-];
+impl Col {
+    /// Every column, in declaration order (checked below): `c as usize` is
+    /// `c`'s index here and in the layout's `key_at`.
+    pub const ALL: [Col; Col::COUNT] = [
+        Col::Id,
+        Col::OwnerType,
+        Col::OwnerId,
+        Col::Name,
+        Col::KeyType,
+        Col::Environment,
+        Col::Scopes,
+        Col::Metadata,
+        Col::ExpiresAt,
+        Col::RevokedAt,
+        Col::LastUsedAt,
+        Col::TokenHash,
+    ];
+
+    /// One past the last variant's discriminant (`TokenHash` stays last).
+    const COUNT: usize = Col::TokenHash as usize + 1;
+
+    /// The column's name in `api_keys.keys`.
+    pub fn column_name(self) -> &'static str {
+        match self {
+            Col::Id => "id",
+            Col::OwnerType => "owner_type",
+            Col::OwnerId => "owner_id",
+            Col::Name => "name",
+            Col::KeyType => "key_type",
+            Col::Environment => "environment",
+            Col::Scopes => "scopes",
+            Col::Metadata => "metadata",
+            Col::ExpiresAt => "expires_at",
+            Col::RevokedAt => "revoked_at",
+            Col::LastUsedAt => "last_used_at",
+            Col::TokenHash => "token_hash",
+        }
+    }
+
+    /// The column's type, as sql/schema.sql declares it. [`layout`] refuses
+    /// a table that differs: the readers of [`KeyRow`] interpret a datum by
+    /// this type, and verify's row is formed from these datums.
+    pub fn type_oid(self) -> pg_sys::Oid {
+        match self {
+            Col::Id => pg_sys::UUIDOID,
+            Col::OwnerType | Col::OwnerId | Col::Name | Col::KeyType | Col::Environment => {
+                pg_sys::TEXTOID
+            }
+            Col::Scopes => pg_sys::TEXTARRAYOID,
+            Col::Metadata => pg_sys::JSONBOID,
+            Col::ExpiresAt | Col::RevokedAt | Col::LastUsedAt => pg_sys::TIMESTAMPTZOID,
+            Col::TokenHash => pg_sys::BYTEAOID,
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Col::COUNT {
+        assert!(
+            Col::ALL[i] as usize == i,
+            "Col::ALL must list every column in declaration order"
+        );
+        i += 1;
+    }
+};
 
 #[derive(Clone, Copy)]
 struct Layout {
     keys: pg_sys::Oid,
     keys_by_hash: pg_sys::Oid,
-    /// 0-based positions of KEY_COLUMNS in the keys tuple.
-    key_at: [usize; 12],
+    /// 0-based positions of `Col::ALL` in the keys tuple.
+    key_at: [usize; Col::COUNT],
     types: pg_sys::Oid,
     types_by_name: pg_sys::Oid,
     type_name_at: usize,
@@ -65,6 +123,12 @@ thread_local! {
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Relcache invalidation callback: forgets the layout when one of its
+/// relations (or, for `InvalidOid`, any relation) changes.
+///
+/// # Safety
+/// Called by Postgres' invalidation machinery, with the `Datum` given at
+/// registration; it touches only this backend's cache.
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_layout(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     LAYOUT.with(|l| {
@@ -84,6 +148,10 @@ unsafe extern "C-unwind" fn forget_layout(_arg: pg_sys::Datum, relid: pg_sys::Oi
     });
 }
 
+/// The OID of relation `name` in `namespace`; raises if it is missing.
+///
+/// # Safety
+/// Inside a transaction: it is a syscache lookup.
 unsafe fn relid(name: &std::ffi::CStr, namespace: pg_sys::Oid) -> pg_sys::Oid {
     let oid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
     if oid == pg_sys::InvalidOid {
@@ -95,18 +163,35 @@ unsafe fn relid(name: &std::ffi::CStr, namespace: pg_sys::Oid) -> pg_sys::Oid {
     oid
 }
 
-/// Positions of `names` among the live attributes of `rel`'s tuple.
-unsafe fn positions<const N: usize>(rel: pg_sys::Relation, names: [&str; N]) -> [usize; N] {
+/// Positions of `columns` (name and type) among the live attributes of
+/// `rel`'s tuple; raises if one is missing or of another type.
+///
+/// # Safety
+/// `rel` is open: its tuple descriptor is valid while it is.
+unsafe fn positions<const N: usize>(
+    rel: pg_sys::Relation,
+    columns: [(&str, pg_sys::Oid); N],
+) -> [usize; N] {
     let desc = (*rel).rd_att;
     let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
     std::array::from_fn(|i| {
-        attrs
+        let (name, type_oid) = columns[i];
+        let at = attrs
             .iter()
-            .position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == names[i])
-            .unwrap_or_else(|| error!("api_keys: column {} is missing", names[i]))
+            .position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == name)
+            .unwrap_or_else(|| error!("api_keys: column {name} is missing"));
+        if attrs[at].atttypid != type_oid {
+            error!("api_keys: column {name} does not have the type sql/schema.sql gives it");
+        }
+        at
     })
 }
 
+/// The relations verify scans and where its columns are, read once per
+/// backend (until an invalidation).
+///
+/// # Safety
+/// Inside a transaction: it reads the catalogs and opens relations.
 unsafe fn layout() -> Layout {
     if let Some(l) = LAYOUT.with(Cell::get) {
         return l;
@@ -119,10 +204,16 @@ unsafe fn layout() -> Layout {
     let keys = relid(c"keys", nsp);
     let types = relid(c"key_types", nsp);
     let keys_rel = pg_sys::table_open(keys, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-    let key_at = positions(keys_rel, KEY_COLUMNS);
+    let key_at = positions(keys_rel, Col::ALL.map(|c| (c.column_name(), c.type_oid())));
     pg_sys::table_close(keys_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     let types_rel = pg_sys::table_open(types, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-    let [type_name_at, type_permissions_at] = positions(types_rel, ["name", "permissions"]);
+    let [type_name_at, type_permissions_at] = positions(
+        types_rel,
+        [
+            ("name", pg_sys::TEXTOID),
+            ("permissions", pg_sys::TEXTARRAYOID),
+        ],
+    );
     let desc = (*types_rel).rd_att;
     let type_name_collation =
         (*desc).attrs.as_slice((*desc).natts as usize)[type_name_at].attcollation;
@@ -150,6 +241,11 @@ const STACK_COLUMNS: usize = 32;
 /// or revoked earlier in the same statement) — then a fresh one, which under
 /// READ COMMITTED sees them and under REPEATABLE READ is the transaction's
 /// snapshot. Taking a fresh snapshot on every call cost 2-3% of a verify.
+///
+/// # Safety
+/// Inside a transaction. When it answers `true`, the caller pops the
+/// snapshot with `PopActiveSnapshot` once done, before any snapshot pushed
+/// earlier is popped.
 unsafe fn snapshot() -> (pg_sys::Snapshot, bool) {
     if pg_sys::ActiveSnapshotSet() {
         let active = pg_sys::GetActiveSnapshot();
@@ -161,95 +257,288 @@ unsafe fn snapshot() -> (pg_sys::Snapshot, bool) {
     (pg_sys::GetActiveSnapshot(), true)
 }
 
-/// Scans `index` of `heap` for rows whose column `heap_attno` (1-based) equals
-/// `value`, and hands the first visible row's deformed datums to `then`
-/// (valid only inside it: they may point into a pinned buffer).
-unsafe fn scan_one<R>(
-    heap: pg_sys::Oid,
-    index: pg_sys::Oid,
-    heap_attno: usize,
-    procedure: u32,
-    collation: pg_sys::Oid,
-    value: pg_sys::Datum,
-    then: impl FnOnce(Option<(&[pg_sys::Datum], &[bool])>) -> R,
-) -> R {
-    let rel = pg_sys::table_open(heap, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-    let mut key = MaybeUninit::<pg_sys::ScanKeyData>::zeroed();
-    pg_sys::ScanKeyEntryInitialize(
-        key.as_mut_ptr(),
-        0,
-        heap_attno as pg_sys::AttrNumber,
-        pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-        pg_sys::InvalidOid,
-        collation,
-        pg_sys::Oid::from(procedure),
-        value,
-    );
-    let (snapshot, pushed) = snapshot();
-    let scan = pg_sys::systable_beginscan(rel, index, true, snapshot, 1, key.as_mut_ptr());
-    let tuple = pg_sys::systable_getnext(scan);
-    let result = if tuple.is_null() {
-        then(None)
-    } else {
-        let natts = (*(*rel).rd_att).natts as usize;
-        // on the stack for our tables; the heap only if columns were added
-        let mut stack_values = [pg_sys::Datum::from(0); STACK_COLUMNS];
-        let mut stack_nulls = [true; STACK_COLUMNS];
-        let (mut heap_values, mut heap_nulls) = (Vec::new(), Vec::new());
-        let (values, nulls): (&mut [pg_sys::Datum], &mut [bool]) = if natts <= STACK_COLUMNS {
-            (&mut stack_values[..natts], &mut stack_nulls[..natts])
-        } else {
-            heap_values.resize(natts, pg_sys::Datum::from(0));
-            heap_nulls.resize(natts, true);
-            (&mut heap_values, &mut heap_nulls)
-        };
-        pg_sys::heap_deform_tuple(
-            tuple,
-            (*rel).rd_att,
-            values.as_mut_ptr(),
-            nulls.as_mut_ptr(),
-        );
-        then(Some((values, nulls)))
-    };
-    pg_sys::systable_endscan(scan);
-    if pushed {
-        pg_sys::PopActiveSnapshot();
+/// A deformed tuple: in place for our tables, on the heap only if columns
+/// were added.
+struct Datums {
+    natts: usize,
+    inline_values: [pg_sys::Datum; STACK_COLUMNS],
+    inline_nulls: [bool; STACK_COLUMNS],
+    /// Used instead when natts > STACK_COLUMNS.
+    heap_values: Vec<pg_sys::Datum>,
+    heap_nulls: Vec<bool>,
+}
+
+impl Datums {
+    fn new(natts: usize) -> Datums {
+        let on_heap = if natts > STACK_COLUMNS { natts } else { 0 };
+        Datums {
+            natts,
+            inline_values: [pg_sys::Datum::from(0); STACK_COLUMNS],
+            inline_nulls: [true; STACK_COLUMNS],
+            heap_values: vec![pg_sys::Datum::from(0); on_heap],
+            heap_nulls: vec![true; on_heap],
+        }
     }
-    // keep the lock to the end of the transaction, as the executor does
-    pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-    result
+
+    fn slices(&self) -> (&[pg_sys::Datum], &[bool]) {
+        if self.natts <= STACK_COLUMNS {
+            (
+                &self.inline_values[..self.natts],
+                &self.inline_nulls[..self.natts],
+            )
+        } else {
+            (&self.heap_values, &self.heap_nulls)
+        }
+    }
+
+    fn slices_mut(&mut self) -> (&mut [pg_sys::Datum], &mut [bool]) {
+        if self.natts <= STACK_COLUMNS {
+            (
+                &mut self.inline_values[..self.natts],
+                &mut self.inline_nulls[..self.natts],
+            )
+        } else {
+            (&mut self.heap_values, &mut self.heap_nulls)
+        }
+    }
 }
 
-/// A stored key found by its hash; its datums live as long as the lookup.
-pub struct Found<'a> {
-    values: &'a [pg_sys::Datum],
-    nulls: &'a [bool],
-    at: &'a [usize; 12],
-    /// The key type's current scope ceiling; `None` = all scopes.
-    pub ceiling: Option<Vec<String>>,
+/// An open index scan of one relation for rows whose indexed column equals
+/// a value; dropping it ends the scan, pops the snapshot it pushed and
+/// closes the relation (keeping the lock to the end of the transaction, as
+/// the executor does).
+struct IndexScan {
+    rel: pg_sys::Relation,
+    desc: pg_sys::SysScanDesc,
+    pushed_snapshot: bool,
 }
 
-impl Found<'_> {
+impl IndexScan {
+    /// Begins scanning `index` of `heap` for rows whose column `heap_attno`
+    /// (1-based) equals `value`, compared with `procedure` under `collation`.
+    ///
+    /// # Safety
+    /// Inside a transaction; `index` is an index of `heap` on column
+    /// `heap_attno`; `procedure` is the equality function of that column's
+    /// type; `value` is a datum of that type that stays valid until the
+    /// scan ends. Scans end in the reverse order of their beginning (drop
+    /// order does that for scans in nested scopes).
+    unsafe fn begin(
+        heap: pg_sys::Oid,
+        index: pg_sys::Oid,
+        heap_attno: usize,
+        procedure: u32,
+        collation: pg_sys::Oid,
+        value: pg_sys::Datum,
+    ) -> IndexScan {
+        let rel = pg_sys::table_open(heap, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key = MaybeUninit::<pg_sys::ScanKeyData>::zeroed();
+        pg_sys::ScanKeyEntryInitialize(
+            key.as_mut_ptr(),
+            0,
+            heap_attno as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::InvalidOid,
+            collation,
+            pg_sys::Oid::from(procedure),
+            value,
+        );
+        let (snapshot, pushed_snapshot) = snapshot();
+        // The scan copies the key (not the datum it points to), so `key`
+        // may go now; the snapshot stays active until drop pops it.
+        let desc = pg_sys::systable_beginscan(rel, index, true, snapshot, 1, key.as_mut_ptr());
+        IndexScan {
+            rel,
+            desc,
+            pushed_snapshot,
+        }
+    }
+
+    /// The first visible row, deformed. Its datums may point into the heap
+    /// buffer the scan pins: they are valid only until the scan ends.
+    fn first(&mut self) -> Option<Datums> {
+        // SAFETY: `desc` and `rel` are open until drop. The tuple returned
+        // lives in the scan's slot, its buffer pinned, until the next
+        // getnext or the end of the scan; it is deformed at once, with the
+        // descriptor of the relation it belongs to, into arrays of natts.
+        unsafe {
+            let tuple = pg_sys::systable_getnext(self.desc);
+            if tuple.is_null() {
+                return None;
+            }
+            let desc = (*self.rel).rd_att;
+            let mut datums = Datums::new((*desc).natts as usize);
+            let (values, nulls) = datums.slices_mut();
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            Some(datums)
+        }
+    }
+}
+
+impl Drop for IndexScan {
+    fn drop(&mut self) {
+        // Unwinding from an error (or a bug): the (sub)transaction's abort
+        // releases the scan, its buffer pin, the relation and the snapshot,
+        // as it does for Postgres' own scans; ending them here could touch
+        // state the error left half-done.
+        if std::thread::panicking() {
+            return;
+        }
+        // SAFETY: begin opened `rel`, began `desc` and pushed a snapshot iff
+        // `pushed_snapshot`; each is released once, here, in reverse order,
+        // and scans end in reverse order of their beginning (begin's
+        // contract), so the snapshot popped is the one this scan pushed.
+        unsafe {
+            pg_sys::systable_endscan(self.desc);
+            if self.pushed_snapshot {
+                pg_sys::PopActiveSnapshot();
+            }
+            pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+    }
+}
+
+/// A key looked up by the SHA-256 of its token, with its type's current
+/// scope ceiling. The scan stays open while [`KeyScan::key`]'s row is
+/// borrowed and ends when this is dropped.
+pub struct KeyScan {
+    key_at: [usize; Col::COUNT],
+    row: Option<Datums>,
+    /// `None` = all scopes (or an untyped key).
+    ceiling: Option<Vec<String>>,
+    // Dropped after the datums above, which may point into the buffer it pins.
+    _scan: IndexScan,
+}
+
+impl KeyScan {
+    /// Begins the lookup of the key whose token hashes to `hash`.
+    pub fn by_hash(hash: &[u8; 32]) -> KeyScan {
+        // SAFETY: verify runs as a SQL function, inside a transaction. The
+        // scan compares token_hash, a bytea column (layout checked its
+        // type) indexed by keys_token_hash_key, with bytea equality; the
+        // bytea is palloc'd in the current memory context, which lasts the
+        // whole call and so outlives the scan. The type's scan begins and
+        // ends inside this one, while the key_type datum it is given stays
+        // pinned.
+        unsafe {
+            let l = layout();
+            let bytea = pgrx::rust_byte_slice_to_bytea(hash).into_pg();
+            let mut scan = IndexScan::begin(
+                l.keys,
+                l.keys_by_hash,
+                l.key_at[Col::TokenHash as usize] + 1,
+                pg_sys::F_BYTEAEQ,
+                pg_sys::InvalidOid,
+                pg_sys::Datum::from(bytea),
+            );
+            let row = scan.first();
+            let key_type = row.as_ref().and_then(|r| {
+                let (values, nulls) = r.slices();
+                let i = l.key_at[Col::KeyType as usize];
+                (!nulls[i]).then(|| values[i])
+            });
+            let ceiling = key_type.and_then(|name| type_ceiling(&l, name));
+            KeyScan {
+                key_at: l.key_at,
+                row,
+                ceiling,
+                _scan: scan,
+            }
+        }
+    }
+
+    /// The key found, if any, valid while this scan is borrowed.
+    pub fn key(&self) -> Option<KeyRow<'_>> {
+        let (values, nulls) = self.row.as_ref()?.slices();
+        Some(KeyRow {
+            values,
+            nulls,
+            at: &self.key_at,
+            ceiling: self.ceiling.as_deref(),
+        })
+    }
+}
+
+/// The current `permissions` of the key type named by `name` (a text
+/// datum), copied out of its row: `None` = all scopes, or no such type.
+///
+/// # Safety
+/// Inside a transaction, with `l` from [`layout`]; `name` is a text datum
+/// that stays valid during the call.
+unsafe fn type_ceiling(l: &Layout, name: pg_sys::Datum) -> Option<Vec<String>> {
+    let mut scan = IndexScan::begin(
+        l.types,
+        l.types_by_name,
+        l.type_name_at + 1,
+        pg_sys::F_TEXTEQ,
+        l.type_name_collation,
+        name,
+    );
+    let row = scan.first()?;
+    let (values, nulls) = row.slices();
+    if nulls[l.type_permissions_at] {
+        return None;
+    }
+    // permissions is text[] (layout checked its type); the strings are
+    // copied before the scan ends at the end of this function.
+    let perms = Array::<&str>::from_datum(values[l.type_permissions_at], false)?;
+    Some(perms.iter().flatten().map(str::to_owned).collect())
+}
+
+/// The key a [`KeyScan`] found. Its datums may point into the heap buffer
+/// the scan pins, hence the borrow: copy what must outlive the scan.
+#[derive(Clone, Copy)]
+pub struct KeyRow<'scan> {
+    values: &'scan [pg_sys::Datum],
+    nulls: &'scan [bool],
+    at: &'scan [usize; Col::COUNT],
+    ceiling: Option<&'scan [String]>,
+}
+
+impl<'scan> KeyRow<'scan> {
     pub fn datum(&self, c: Col) -> Option<pg_sys::Datum> {
         let i = self.at[c as usize];
         (!self.nulls[i]).then(|| self.values[i])
     }
 
-    pub fn text(&self, c: Col) -> Option<&str> {
-        // SAFETY: callers pass text columns; the datum lives as long as self
-        unsafe {
-            self.datum(c).and_then(|d| {
-                crate::text::varlena_str(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())).ok()
-            })
-        }
+    /// Column `c`'s datum, which the caller reads as a `ty`.
+    fn datum_as(&self, c: Col, ty: pg_sys::Oid) -> Option<pg_sys::Datum> {
+        assert!(
+            c.type_oid() == ty,
+            "api_keys: column {} read as another type",
+            c.column_name()
+        );
+        self.datum(c)
     }
 
-    pub fn text_array(&self, c: Col) -> Option<Array<'_, &str>> {
-        // SAFETY: callers pass text[] columns
-        unsafe {
-            self.datum(c)
-                .and_then(|d| Array::<&str>::from_datum(d, false))
-        }
+    /// A text column; `None` when NULL or not readable text.
+    pub fn text(&self, c: Col) -> Option<&'scan str> {
+        let d = self.datum_as(c, pg_sys::TEXTOID)?;
+        // SAFETY: a non-NULL text datum is a varlena: in place it lives in
+        // the buffer pinned for 'scan; compressed or toasted, it is expanded
+        // into the current memory context, which outlives the scan.
+        unsafe { crate::text::varlena_str(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())).ok() }
+    }
+
+    /// A text[] column; `None` when NULL.
+    pub fn text_array(&self, c: Col) -> Option<Array<'scan, &'scan str>> {
+        let d = self.datum_as(c, pg_sys::TEXTARRAYOID)?;
+        // SAFETY: a non-NULL text[] datum, valid for 'scan (as in `text`)
+        unsafe { Array::<&str>::from_datum(d, false) }
+    }
+
+    /// The key's id, copied.
+    pub fn key_id(&self) -> Option<pgrx::Uuid> {
+        let d = self.datum_as(Col::Id, pg_sys::UUIDOID)?;
+        // SAFETY: uuid is a fixed-length by-reference type, never toasted:
+        // a non-NULL datum points at its 16 bytes, which from_datum copies.
+        unsafe { pgrx::Uuid::from_datum(d, false) }
+    }
+
+    /// A timestamptz column as microseconds since 2000-01-01.
+    pub fn timestamp(&self, c: Col) -> Option<i64> {
+        self.datum_as(c, pg_sys::TIMESTAMPTZOID)
+            .map(|d| d.value() as i64)
     }
 
     /// The key's scopes and its type's current ceiling, as `&str` lists.
@@ -259,10 +548,8 @@ impl Found<'_> {
             .as_ref()
             .map(|a| a.iter().flatten().collect())
             .unwrap_or_default();
-        let ceiling: Option<Vec<&str>> = self
-            .ceiling
-            .as_ref()
-            .map(|c| c.iter().map(String::as_str).collect());
+        let ceiling: Option<Vec<&str>> =
+            self.ceiling.map(|c| c.iter().map(String::as_str).collect());
         f(&scopes, ceiling.as_deref())
     }
 
@@ -283,62 +570,4 @@ impl Found<'_> {
             }
         })
     }
-
-    /// A timestamptz column as microseconds since 2000-01-01.
-    pub fn timestamp(&self, c: Col) -> Option<i64> {
-        self.datum(c).map(|d| d.value() as i64)
-    }
-}
-
-/// Looks a key up by the SHA-256 of its token and hands it to `then`.
-pub fn find_key<R>(hash: &[u8; 32], then: impl FnOnce(Option<&Found>) -> R) -> R {
-    // SAFETY: plain index scans under the transaction snapshot; datums are
-    // used only inside the scan's lifetime.
-    unsafe {
-        let l = layout();
-        let bytea = pgrx::rust_byte_slice_to_bytea(hash).into_pg();
-        scan_one(
-            l.keys,
-            l.keys_by_hash,
-            l.key_at[Col::TokenHash as usize] + 1,
-            pg_sys::F_BYTEAEQ,
-            pg_sys::InvalidOid,
-            pg_sys::Datum::from(bytea),
-            |row| match row {
-                None => then(None),
-                Some((values, nulls)) => {
-                    let mut found = Found {
-                        values,
-                        nulls,
-                        at: &l.key_at,
-                        ceiling: None,
-                    };
-                    if let Some(type_name) = found.datum(Col::KeyType) {
-                        found.ceiling = type_ceiling(&l, type_name);
-                    }
-                    then(Some(&found))
-                }
-            },
-        )
-    }
-}
-
-/// The current `permissions` of the key type named by `name` (a text datum).
-unsafe fn type_ceiling(l: &Layout, name: pg_sys::Datum) -> Option<Vec<String>> {
-    scan_one(
-        l.types,
-        l.types_by_name,
-        l.type_name_at + 1,
-        pg_sys::F_TEXTEQ,
-        l.type_name_collation,
-        name,
-        |row| {
-            let (values, nulls) = row?;
-            if nulls[l.type_permissions_at] {
-                return None;
-            }
-            let perms = Array::<&str>::from_datum(values[l.type_permissions_at], false)?;
-            Some(perms.iter().flatten().map(str::to_owned).collect())
-        },
-    )
 }

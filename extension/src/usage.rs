@@ -19,7 +19,7 @@ use pgrx::bgworkers::{
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
-use pgrx::{pg_shmem_init, pg_sys, FromDatum, PGRXSharedMemory, PgLwLock};
+use pgrx::{pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 
 use crate::guc;
 
@@ -70,23 +70,24 @@ pub fn preloaded() -> bool {
     PRELOADED.with(|p| p.get())
 }
 
-/// Records one valid verification of `key_id` (a uuid datum). `last_used_at`
-/// is the key's stored value, for the fallback. Never raises for tracking's
-/// sake: a full table drops the count.
-///
-/// # Safety
-/// `key_id` must be a uuid datum.
-pub unsafe fn track(key_id: pg_sys::Datum, last_used_at: Option<i64>) {
-    if !guc::TRACK_USAGE.get() || pg_sys::RecoveryInProgress() {
+/// Records one valid verification of `key_id`. `last_used_at` is the key's
+/// stored value, for the fallback. Never raises for tracking's sake: a full
+/// table drops the count. Called after the key's scan has ended: the
+/// fallback writes the key's row.
+pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
+    // SAFETY: RecoveryInProgress reads shared state that every backend may
+    // read, without a lock
+    if !guc::TRACK_USAGE.get() || unsafe { pg_sys::RecoveryInProgress() } {
         return; // a standby cannot flush; its verifications are not counted
     }
-    let now = pg_sys::GetCurrentTransactionStartTimestamp();
+    // SAFETY: verify runs inside a transaction, whose start time is set
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     if preloaded() {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(std::slice::from_raw_parts(key_id.cast_mut_ptr::<u8>(), 16));
         // shared: recorders update slots atomically and never wait for each other
         let shared = USAGE.share();
-        shared.table.record(pg_sys::MyDatabaseId.to_u32(), key, now);
+        // SAFETY: MyDatabaseId is set once at connection and never changes
+        let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
+        shared.table.record(db, key_id, now);
         if shared.table.needs_flush() {
             wake_flusher(&shared);
         }
@@ -94,8 +95,10 @@ pub unsafe fn track(key_id: pg_sys::Datum, last_used_at: Option<i64>) {
     }
     let resolution = i64::from(guc::LAST_USED_RESOLUTION.get()) * 1_000_000;
     let fresh = last_used_at.is_some_and(|t| t > now - resolution);
-    let writable =
-        !pg_sys::XactReadOnly && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32;
+    // SAFETY: backend-local settings of the current transaction
+    let writable = unsafe {
+        !pg_sys::XactReadOnly && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32
+    };
     if fresh || !writable {
         return;
     }
@@ -108,7 +111,7 @@ pub unsafe fn track(key_id: pg_sys::Datum, last_used_at: Option<i64>) {
 /// every operator is written as `OPERATOR(pg_catalog.…)` between arguments
 /// of its exact types: nothing resolves through search_path. The cut-off is
 /// computed here rather than with interval arithmetic in SQL.
-unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, now: i64) {
+fn touch(client: &mut SpiClient<'_>, key_id: [u8; 16], now: i64) {
     TOUCH_PLAN.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -125,9 +128,7 @@ unsafe fn touch(client: &mut SpiClient<'_>, key_id: pg_sys::Datum, now: i64) {
             *slot = Some(stmt.keep());
         }
         let plan = slot.as_ref().expect("prepared above");
-        let Some(id) = pgrx::Uuid::from_datum(key_id, false) else {
-            return;
-        };
+        let id = pgrx::Uuid::from_bytes(key_id);
         let resolution = i64::from(guc::LAST_USED_RESOLUTION.get()) * 1_000_000;
         let Ok(cutoff) = TimestampWithTimeZone::try_from(now - resolution) else {
             return;

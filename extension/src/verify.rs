@@ -14,14 +14,19 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, IntoDatum};
 
 use crate::guc;
-use crate::lookup::{find_key, Col, Found};
+use crate::lookup::{Col, KeyRow, KeyScan};
 use crate::text::{text_arg, text_array_arg};
 
+/// Attributes of `api_keys.verification` (sql/schema.sql's `CREATE TYPE`):
+/// `valid`, `code`, then the identity columns. Checked against the catalog
+/// when the row type is first looked up.
 const VERIFICATION_COLUMNS: usize = 11;
-const IDENTITY_COLUMNS: usize = 9;
+const VALID_AT: usize = 0;
+const CODE_AT: usize = 1;
+const IDENTITY_AT: usize = 2;
 
 /// The `verification` identity columns, in order after valid and code.
-const IDENTITY: [Col; IDENTITY_COLUMNS] = [
+const IDENTITY: [Col; VERIFICATION_COLUMNS - IDENTITY_AT] = [
     Col::Id,
     Col::OwnerType,
     Col::OwnerId,
@@ -34,45 +39,55 @@ const IDENTITY: [Col; IDENTITY_COLUMNS] = [
 ];
 
 /// Verifies `text` and hands the code, and the key when one was found, to
-/// `then` (the key's datums are valid only inside it). Records usage of a
-/// valid key.
+/// `then`, which copies what it needs: the key's row is valid only inside
+/// it. Then records usage of a valid key, once the key's scan has ended.
 pub fn verify_with<R>(
     text: Option<&str>,
     required: &[Option<&str>],
     current_environment: Option<&str>,
-    then: impl FnOnce(VerifyCode, Option<&Found>) -> R,
+    then: impl FnOnce(VerifyCode, Option<&KeyRow>) -> R,
 ) -> R {
-    let parsed = match text.and_then(token::parse) {
-        Some(p) => p,
-        None => return then(VerifyCode::Malformed, None),
+    let Some(parsed) = text.and_then(token::parse) else {
+        return then(VerifyCode::Malformed, None);
     };
     let isolation = Isolation {
         strict: guc::strict_isolation(),
         current: current_environment.or_else(guc::current_environment),
     };
-    find_key(parsed.hash().as_bytes(), |found| {
-        let Some(f) = found else {
-            return then(VerifyCode::NotFound, None);
+    let scan = KeyScan::by_hash(parsed.hash().as_bytes());
+    let Some(key) = scan.key() else {
+        return then(VerifyCode::NotFound, None);
+    };
+    let code = decide_for(&key, isolation, required);
+    let answer = then(code, Some(&key));
+    let usage = if code.is_valid() {
+        key.key_id().map(|id| (id, key.timestamp(Col::LastUsedAt)))
+    } else {
+        None
+    };
+    // Tracking may write the key's row (the fallback's UPDATE): not while
+    // its buffer is pinned and its datums are read in place.
+    drop(scan);
+    if let Some((id, last_used_at)) = usage {
+        crate::usage::track(*id.as_bytes(), last_used_at);
+    }
+    answer
+}
+
+/// The verify code of a stored key (the token's shape and checksum passed).
+fn decide_for(key: &KeyRow, isolation: Isolation, required: &[Option<&str>]) -> VerifyCode {
+    // SAFETY: a plain read of the transaction's start time (now()); verify
+    // runs inside a transaction.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    key.with_scopes(|scopes, ceiling| {
+        let stored = StoredKey {
+            revoked: key.datum(Col::RevokedAt).is_some(),
+            expired: is_expired(key.timestamp(Col::ExpiresAt), now),
+            environment: key.text(Col::Environment),
+            scopes,
+            ceiling,
         };
-        // SAFETY: reads the transaction's start time, which is now()
-        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-        let code = f.with_scopes(|scopes, ceiling| {
-            let key = StoredKey {
-                revoked: f.datum(Col::RevokedAt).is_some(),
-                expired: is_expired(f.timestamp(Col::ExpiresAt), now),
-                environment: f.text(Col::Environment),
-                scopes,
-                ceiling,
-            };
-            decide(&key, isolation, required)
-        });
-        if code.is_valid() {
-            if let Some(id) = f.datum(Col::Id) {
-                // SAFETY: Id is a uuid datum
-                unsafe { crate::usage::track(id, f.timestamp(Col::LastUsedAt)) };
-            }
-        }
-        then(code, Some(f))
+        decide(&stored, isolation, required)
     })
 }
 
@@ -91,22 +106,23 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     let tupdesc = result_tupdesc(fcinfo);
+    // the SQL declaration is (text, text[], text): the types read below
     let text = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0).and_then(|d| token_text(d));
-    // SAFETY: the SQL declaration is (text, text[], text)
     let required = text_array_arg(fcinfo, 1).unwrap_or_default();
     // Unreadable text names no environment: NUL can never be in a stored name.
     let env_arg: Option<&str> = text_arg(fcinfo, 2).map(|r| r.unwrap_or(UNREADABLE));
-    verify_with(text, &required, env_arg, |code, found| {
-        let identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]> = match found {
-            Some(f) if code.reveals_identity() => {
-                Some(std::array::from_fn(|i| match IDENTITY[i] {
-                    Col::Scopes => f.effective_scopes_datum(),
-                    c => f.datum(c),
-                }))
-            }
+    verify_with(text, &required, env_arg, |code, key| {
+        let identity = match key {
+            Some(key) if code.reveals_identity() => Some(IDENTITY.map(|c| match c {
+                Col::Scopes => key.effective_scopes_datum(),
+                c => key.datum(c),
+            })),
             _ => None,
         };
-        row(tupdesc, code, identity)
+        // SAFETY: tupdesc is verification's descriptor, whose attributes
+        // result_tupdesc checked against IDENTITY's types; the key's datums
+        // are still valid here, and row copies them.
+        unsafe { row(tupdesc, code, identity) }
     })
 }
 
@@ -117,6 +133,10 @@ const UNREADABLE: &str = "\0";
 /// The token argument as text, or `None` when it cannot be a token: longer
 /// than any token (checked before detoasting, so 1 MB costs nothing) or not
 /// valid UTF-8.
+///
+/// # Safety
+/// `datum` is a non-NULL text datum valid for `'a` (an argument of the
+/// current call: its detoasted copy lives in the call's memory context).
 unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     let raw_size = pg_sys::toast_raw_datum_size(datum);
     if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN {
@@ -129,6 +149,12 @@ unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
 }
 
 /// The `verification` row type, blessed once per call site (fn_extra).
+/// Raises unless it has exactly the attributes [`row`] fills, of the types
+/// it fills them with.
+///
+/// # Safety
+/// `fcinfo` is a valid call of a function declared to return
+/// `api_keys.verification`, whose `fn_extra` only this function sets.
 unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc {
     let flinfo = (*fcinfo).flinfo;
     if (*flinfo).fn_extra.is_null() {
@@ -139,6 +165,33 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
             pg_sys::MemoryContextSwitchTo(old);
             error!("api_keys: api_key_verify must return api_keys.verification");
         }
+        let natts = (*td).natts as usize;
+        if natts != VERIFICATION_COLUMNS {
+            pg_sys::MemoryContextSwitchTo(old);
+            error!(
+                "api_keys: type api_keys.verification has {natts} attributes, but this \
+                 library fills {VERIFICATION_COLUMNS} (sql/schema.sql's CREATE TYPE \
+                 api_keys.verification): the extension's SQL and library do not match"
+            );
+        }
+        let expected = |at: usize| match at {
+            VALID_AT => pg_sys::BOOLOID,
+            CODE_AT => pg_sys::TEXTOID,
+            _ => IDENTITY[at - IDENTITY_AT].type_oid(),
+        };
+        let attrs = (*td).attrs.as_slice(natts);
+        if let Some(at) = (0..natts).find(|&at| {
+            let a = &attrs[at];
+            a.attisdropped || a.atttypid != expected(at)
+        }) {
+            pg_sys::MemoryContextSwitchTo(old);
+            error!(
+                "api_keys: attribute {} of type api_keys.verification is not the one \
+                 this library fills (sql/schema.sql's CREATE TYPE api_keys.verification): \
+                 the extension's SQL and library do not match",
+                at + 1
+            );
+        }
         let td = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(td));
         (*flinfo).fn_extra = td.cast();
         pg_sys::MemoryContextSwitchTo(old);
@@ -148,25 +201,30 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
 
 /// Forms a `verification` row in the current memory context; the identity
 /// datums are copied into it.
+///
+/// # Safety
+/// `tupdesc` comes from [`result_tupdesc`]; each identity datum is a valid
+/// datum of its [`IDENTITY`] column's type.
 unsafe fn row(
     tupdesc: pg_sys::TupleDesc,
     code: VerifyCode,
-    identity: Option<[Option<pg_sys::Datum>; IDENTITY_COLUMNS]>,
+    identity: Option<[Option<pg_sys::Datum>; IDENTITY.len()]>,
 ) -> pg_sys::Datum {
     let mut values = [pg_sys::Datum::null(); VERIFICATION_COLUMNS];
     let mut nulls = [true; VERIFICATION_COLUMNS];
-    values[0] = code.is_valid().into_datum().expect("bool datum");
-    nulls[0] = false;
-    values[1] = code.as_str().into_datum().expect("text datum");
-    nulls[1] = false;
+    values[VALID_AT] = code.is_valid().into_datum().expect("bool datum");
+    nulls[VALID_AT] = false;
+    values[CODE_AT] = code.as_str().into_datum().expect("text datum");
+    nulls[CODE_AT] = false;
     if let Some(identity) = identity {
         for (i, d) in identity.into_iter().enumerate() {
             if let Some(d) = d {
-                values[2 + i] = d;
-                nulls[2 + i] = false;
+                values[IDENTITY_AT + i] = d;
+                nulls[IDENTITY_AT + i] = false;
             }
         }
     }
+    // natts == VERIFICATION_COLUMNS (result_tupdesc): the arrays cover it
     let tuple = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
     pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
 }
