@@ -362,9 +362,9 @@ tests_ok=1
 API_KEYS_TEST_URL=$(url postgres) \
   API_KEYS_TEST_TEMPLATE=upgraded_template \
   API_KEYS_TEST_PGBIN=$PG_BIN \
-  cargo test --no-fail-fast -p api-keys-tests \
-  --test issue --test verify --test tokens --test security --test bad_input --test hostile --test policy --test hardening \
-  -- --test-threads=8 || tests_ok=0
+  cargo test --no-fail-fast -p api-keys-tests --test integration -- \
+  issue:: verify:: tokens:: security:: bad_input:: hostile:: policy:: hardening:: \
+  --test-threads=8 || tests_ok=0
 ((tests_ok)) || log "FAILED: SQL-API integration tests on an upgraded database"
 
 log "upgrade stage finished in $((SECONDS - STARTED))s"

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use api_keys_tests::*;
 
-use crate::harness::Roles;
+use super::harness::Roles;
 
 /// A test database whose example roles (created by client.py with a random
 /// suffix) are dropped before the database.

@@ -5,7 +5,7 @@ use api_keys_tests::*;
 use postgres::Client;
 use serde_json::json;
 
-use crate::harness::*;
+use super::harness::*;
 
 /// Settings an attacker who can run SQL might try to forge the identity
 /// with, each with the value that would name organisation `acme`.

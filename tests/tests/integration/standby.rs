@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use api_keys_tests::cluster::{serial, wait_for, Cluster, Options, Serial, APP_DB};
+use api_keys_tests::usage::{stats, usage_flush, wait_for_count};
 use api_keys_tests::*;
 use postgres::Client;
 
@@ -47,33 +48,10 @@ impl<'s> Replicated<'s> {
     }
 }
 
+/// (preloaded, pending keys, recorded) from api_key_usage_stats().
 fn usage_stats(c: &mut Client) -> (bool, i32, i64) {
-    let row = c
-        .query_one(
-            "SELECT preloaded, pending_keys, recorded FROM api_keys.api_key_usage_stats()",
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("api_key_usage_stats() failed: {}", describe(&e)));
-    (row.get(0), row.get(1), row.get(2))
-}
-
-fn usage_flush(c: &mut Client) -> bool {
-    c.query_one("SELECT api_keys.api_key_usage_flush()", &[])
-        .unwrap_or_else(|e| panic!("api_key_usage_flush() failed: {}", describe(&e)))
-        .get(0)
-}
-
-#[track_caller]
-fn wait_for_count(c: &mut Client, id: uuid::Uuid, expected: i64) {
-    wait_for(
-        Duration::from_secs(10),
-        &format!("requests_count {expected}"),
-        || {
-            let n = get_key(c, id).requests_count;
-            assert!(n <= expected, "requests_count {n} went past {expected}");
-            (n == expected).then_some(())
-        },
-    );
+    let s = stats(c);
+    (s.preloaded, s.pending_keys, s.recorded)
 }
 
 #[test]

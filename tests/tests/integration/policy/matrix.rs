@@ -5,7 +5,7 @@
 use api_keys_tests::*;
 use postgres::Client;
 
-use crate::support::*;
+use super::support::*;
 
 /// Strict isolation on, environments sandbox(test)/production(live), and a
 /// type with a ceiling.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::*;
+use super::harness::*;
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
                    eyJyb2xlIjoiYXBpIiwic3ViIjoiMTIzIn0.\

@@ -4,7 +4,7 @@
 use api_keys_tests::*;
 use postgres::Client;
 
-use crate::support::*;
+use super::support::*;
 
 fn issue_typed(
     c: &mut Client,

@@ -1,122 +1,13 @@
-//! Usage tracking (SPEC §7): `requests_count` and `last_used_at` without a
-//! write per verify.
-//!
-//! Every test here owns a throwaway cluster (restarts, crashes, terminated
-//! sessions and GUC changes must not disturb the shared one); they run one at
-//! a time (see `api_keys_tests::cluster`).
+//! Preloaded: shared-memory counters and the background flusher.
 
 use std::thread;
 use std::time::Duration;
 
 use api_keys_tests::cluster::{serial, wait_for, Cluster, Options, APP_DB};
+use api_keys_tests::usage::*;
 use api_keys_tests::*;
-use chrono::{DateTime, Utc};
-use postgres::Client;
-use uuid::Uuid;
 
-/// Long enough that nothing is flushed unless a test asks for it.
-const NEVER: &str = "1h";
-/// Short, so that periodic flushes happen within a test.
-const SHORT: &str = "200ms";
-
-fn preloaded(flush_interval: &str) -> Options {
-    Options::preloaded().set("api_keys.usage_flush_interval", flush_interval)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stats {
-    preloaded: bool,
-    capacity: i32,
-    pending_keys: i32,
-    recorded: i64,
-    dropped: i64,
-    flushed: i64,
-}
-
-#[track_caller]
-fn stats(c: &mut Client) -> Stats {
-    let row = c
-        .query_one("SELECT * FROM api_keys.api_key_usage_stats()", &[])
-        .unwrap_or_else(|e| panic!("api_key_usage_stats() failed: {}", describe(&e)));
-    Stats {
-        preloaded: row.get("preloaded"),
-        capacity: row.get("capacity"),
-        pending_keys: row.get("pending_keys"),
-        recorded: row.get("recorded"),
-        dropped: row.get("dropped"),
-        flushed: row.get("flushed"),
-    }
-}
-
-/// `api_key_usage_flush()`, waiting (after a start or restart) until the
-/// flusher runs and the call returns true.
-#[track_caller]
-fn request_flush(c: &mut Client) {
-    wait_for(Duration::from_secs(15), "the usage flusher to run", || {
-        let woken: bool = c
-            .query_one("SELECT api_keys.api_key_usage_flush()", &[])
-            .unwrap_or_else(|e| panic!("api_key_usage_flush() failed: {}", describe(&e)))
-            .get(0);
-        woken.then_some(())
-    });
-}
-
-/// Polls `api_key_get(id)` for up to 10 s until `requests_count == expected`;
-/// fails at once if it goes past `expected`.
-#[track_caller]
-fn wait_for_count(c: &mut Client, id: Uuid, expected: i64) -> KeyInfo {
-    wait_for(
-        Duration::from_secs(10),
-        &format!("requests_count of {id} to reach {expected}"),
-        || {
-            let info = get_key(c, id);
-            assert!(
-                info.requests_count <= expected,
-                "requests_count went past {expected}: {info:?}"
-            );
-            (info.requests_count == expected).then_some(info)
-        },
-    )
-}
-
-/// Flushes now and waits until the key's count is `expected`.
-#[track_caller]
-fn flush_and_wait(c: &mut Client, id: Uuid, expected: i64) -> KeyInfo {
-    request_flush(c);
-    wait_for_count(c, id, expected)
-}
-
-/// `n` separate `api_key_verify` calls (one statement each), all `valid`.
-#[track_caller]
-fn verify_valid_times(c: &mut Client, token: &str, n: usize) {
-    let stmt = c
-        .prepare("SELECT * FROM api_keys.api_key_verify($1::text)")
-        .expect("prepare verify");
-    for i in 0..n {
-        let row = c
-            .query_one(&stmt, &[&token])
-            .unwrap_or_else(|e| panic!("verify #{i} raised: {}", describe(&e)));
-        Verification::from_row(&row).assert_code("valid");
-    }
-}
-
-fn db_now(c: &mut Client) -> DateTime<Utc> {
-    c.query_one("SELECT clock_timestamp()", &[])
-        .expect("clock_timestamp")
-        .get(0)
-}
-
-fn flusher_pid(c: &mut Client) -> Option<i32> {
-    c.query_opt(
-        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'api_keys usage flusher'",
-        &[],
-    )
-    .expect("pg_stat_activity")
-    .map(|r| r.get(0))
-}
-
-// ---------------------------------------------------------------------------
-// Preloaded: shared-memory counters and the background flusher.
+use super::preloaded;
 
 #[test]
 fn requests_count_equals_number_of_valid_verifies_once_flushed() {
@@ -125,12 +16,12 @@ fn requests_count_equals_number_of_valid_verifies_once_flushed() {
     let cluster = Cluster::start(&serial, preloaded(NEVER));
     let mut c = cluster.connect(APP_DB);
     let key = issue_for(&mut c, "user", "1");
-    let before = db_now(&mut c);
+    let before = db_clock(&mut c);
     let fresh = get_key(&mut c, key.id);
     assert_eq!((fresh.requests_count, fresh.last_used_at), (0, None));
 
     verify_valid_times(&mut c, &key.token, N);
-    let after = db_now(&mut c);
+    let after = db_clock(&mut c);
     // Nothing is written per verify: the table still says 0 before a flush.
     assert_eq!(get_key(&mut c, key.id).requests_count, 0);
 
@@ -223,7 +114,7 @@ fn last_used_at_moves_forward_on_later_use() {
         .last_used_at
         .expect("last_used_at after the first use");
     thread::sleep(Duration::from_millis(50));
-    let before_second = db_now(&mut c);
+    let before_second = db_clock(&mut c);
     verify_valid_times(&mut c, &key.token, 1);
     let second = flush_and_wait(&mut c, key.id, 2)
         .last_used_at
@@ -631,125 +522,4 @@ fn track_usage_off_records_nothing_with_or_without_preload() {
     c.batch_execute("SET api_keys.track_usage = off").unwrap();
     verify_valid_times(&mut c, &key.token, 1);
     assert_eq!(get_key(&mut c, key.id).last_used_at, None);
-}
-
-// ---------------------------------------------------------------------------
-// Not preloaded: at most one last_used_at write per key per resolution window.
-
-#[test]
-fn without_preload_first_verify_writes_last_used_at_and_no_request_count() {
-    let serial = serial();
-    let cluster = Cluster::start(&serial, Options::not_preloaded());
-    let mut c = cluster.connect(APP_DB);
-    let key = issue_for(&mut c, "user", "1");
-    let s = stats(&mut c);
-    assert_eq!(
-        s,
-        Stats {
-            preloaded: false,
-            capacity: 0,
-            pending_keys: 0,
-            recorded: 0,
-            dropped: 0,
-            flushed: 0
-        }
-    );
-    let woken: bool = c
-        .query_one("SELECT api_keys.api_key_usage_flush()", &[])
-        .unwrap()
-        .get(0);
-    assert!(
-        !woken,
-        "api_key_usage_flush() must say false without preload"
-    );
-    assert!(flusher_pid(&mut c).is_none(), "no flusher without preload");
-
-    let before = db_now(&mut c);
-    verify(&mut c, &key.token).assert_code("valid");
-    let after = db_now(&mut c);
-    let info = get_key(&mut c, key.id);
-    let used = info.last_used_at.expect("last_used_at written by verify");
-    assert!(
-        used >= before && used <= after,
-        "last_used_at {used} outside [{before}, {after}]"
-    );
-    assert_eq!(info.requests_count, 0, "requests_count needs the preload");
-}
-
-#[test]
-fn without_preload_read_only_transaction_does_not_write_last_used_at() {
-    let serial = serial();
-    let cluster = Cluster::start(&serial, Options::not_preloaded());
-    let mut c = cluster.connect(APP_DB);
-    let key = issue_for(&mut c, "user", "1");
-
-    let mut tx = c.build_transaction().read_only(true).start().unwrap();
-    for _ in 0..3 {
-        verify(&mut tx, &key.token).assert_code("valid");
-    }
-    tx.commit().expect("commit of the read-only transaction");
-    assert_eq!(get_key(&mut c, key.id).last_used_at, None);
-
-    c.batch_execute("SET default_transaction_read_only = on")
-        .unwrap();
-    verify(&mut c, &key.token).assert_code("valid");
-    c.batch_execute("SET default_transaction_read_only = off")
-        .unwrap();
-    assert_eq!(get_key(&mut c, key.id).last_used_at, None);
-
-    // The same verify in a read-write transaction does write it.
-    verify(&mut c, &key.token).assert_code("valid");
-    assert!(get_key(&mut c, key.id).last_used_at.is_some());
-}
-
-#[test]
-fn without_preload_last_used_at_is_rewritten_only_after_the_resolution_window() {
-    let serial = serial();
-    let cluster = Cluster::start(&serial, Options::not_preloaded());
-    let mut c = cluster.connect(APP_DB);
-    let key = issue_for(&mut c, "user", "1");
-
-    verify(&mut c, &key.token).assert_code("valid");
-    let first = get_key(&mut c, key.id)
-        .last_used_at
-        .expect("first verify writes last_used_at");
-    thread::sleep(Duration::from_millis(1_100));
-    // Default window (60s): not rewritten.
-    verify(&mut c, &key.token).assert_code("valid");
-    assert_eq!(get_key(&mut c, key.id).last_used_at, Some(first));
-
-    // A 1s window has passed: rewritten.
-    c.batch_execute("SET api_keys.last_used_resolution = '1s'")
-        .unwrap();
-    verify(&mut c, &key.token).assert_code("valid");
-    let second = get_key(&mut c, key.id).last_used_at.expect("still set");
-    assert!(
-        second >= first + chrono::Duration::milliseconds(1_000),
-        "last_used_at should move after the 1s window: {first} -> {second}"
-    );
-    // Within the new window: not rewritten again.
-    verify(&mut c, &key.token).assert_code("valid");
-    assert_eq!(get_key(&mut c, key.id).last_used_at, Some(second));
-}
-
-#[test]
-fn without_preload_verify_does_not_wait_for_a_locked_key_row() {
-    let serial = serial();
-    let cluster = Cluster::start(&serial, Options::not_preloaded());
-    let mut c = cluster.connect(APP_DB);
-    let key = issue_for(&mut c, "user", "1");
-
-    // Another transaction holds the key's row lock (an update in progress).
-    let mut holder = cluster.connect(APP_DB);
-    let mut tx = holder.transaction().unwrap();
-    tx.query_one(
-        "SELECT api_keys.api_key_update($1::uuid, name => 'renamed')",
-        &[&key.id],
-    )
-    .expect("api_key_update");
-
-    c.batch_execute("SET statement_timeout = '3s'").unwrap();
-    let v = verify(&mut c, &key.token);
-    v.assert_code("valid");
-    tx.rollback().unwrap();
 }

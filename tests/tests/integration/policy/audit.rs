@@ -4,7 +4,7 @@ use api_keys_tests::*;
 use postgres::Client;
 use uuid::Uuid;
 
-use crate::support::*;
+use super::support::*;
 
 #[derive(Debug)]
 struct AuditRow {

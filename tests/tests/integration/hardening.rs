@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use api_keys_tests::cluster::{serial, wait_for, Cluster, Options, APP_DB};
+use api_keys_tests::usage::{flush_and_wait, request_flush, stats, usage_flush};
 use api_keys_tests::*;
 use postgres::Client;
 
@@ -123,26 +124,6 @@ fn connect_as(cluster: &Cluster<'_>, db: &str, role: &str) -> Client {
         .unwrap_or_else(|e| panic!("connecting as {role}: {}", describe(&e)))
 }
 
-fn flush_and_wait_for_count(c: &mut Client, id: uuid::Uuid, expected: i64) {
-    wait_for(
-        Duration::from_secs(20),
-        "usage counts to be flushed",
-        || {
-            c.query_one("SELECT api_keys.api_key_usage_flush()", &[])
-                .expect("api_key_usage_flush");
-            let n: i64 = c
-                .query_one(
-                    "SELECT requests_count FROM api_keys.keys WHERE id = $1",
-                    &[&id],
-                )
-                .expect("requests_count")
-                .get(0);
-            thread::sleep(Duration::from_millis(100));
-            (n == expected).then_some(())
-        },
-    );
-}
-
 // ---------------------------------------------------------------------------
 // Critical: the usage flusher runs as superuser in an untrusted database.
 
@@ -168,7 +149,7 @@ fn usage_flusher_runs_no_operator_or_function_planted_by_a_database_owner() {
     for _ in 0..3 {
         verify(&mut su, &key.token).assert_code("valid");
     }
-    flush_and_wait_for_count(&mut su, key.id, 3);
+    flush_and_wait(&mut su, key.id, 3);
     let last_used: Option<chrono::DateTime<chrono::Utc>> = su
         .query_one(
             "SELECT last_used_at FROM api_keys.keys WHERE id = $1",
@@ -644,14 +625,9 @@ fn counts_of_a_dropped_database_are_dropped_once_and_counted() {
     }
     drop(gone);
     let mut c = cluster.connect(APP_DB);
-    let pending = |c: &mut Client| -> (i32, i64) {
-        let r = c
-            .query_one(
-                "SELECT pending_keys, dropped FROM api_keys.api_key_usage_stats()",
-                &[],
-            )
-            .unwrap();
-        (r.get(0), r.get(1))
+    let pending = |c: &mut Client| {
+        let s = stats(c);
+        (s.pending_keys, s.dropped)
     };
     assert_eq!(pending(&mut c), (1, 0));
     cluster
@@ -662,16 +638,14 @@ fn counts_of_a_dropped_database_are_dropped_once_and_counted() {
         Duration::from_secs(20),
         "the dropped database's counts to go",
         || {
-            c.query_one("SELECT api_keys.api_key_usage_flush()", &[])
-                .unwrap();
+            usage_flush(&mut c);
             thread::sleep(Duration::from_millis(200));
             (pending(&mut c) == (0, 5)).then_some(())
         },
     );
     // later flushes say nothing more about it
     for _ in 0..3 {
-        c.query_one("SELECT api_keys.api_key_usage_flush()", &[])
-            .unwrap();
+        request_flush(&mut c);
         thread::sleep(Duration::from_millis(200));
     }
     let log = cluster.log();
@@ -703,17 +677,9 @@ fn a_database_that_refuses_connections_still_gets_its_counts() {
         .unwrap();
     let mut c = cluster.connect(APP_DB);
     wait_for(Duration::from_secs(20), "the counts to be flushed", || {
-        c.query_one("SELECT api_keys.api_key_usage_flush()", &[])
-            .unwrap();
+        usage_flush(&mut c);
         thread::sleep(Duration::from_millis(200));
-        let pending: i32 = c
-            .query_one(
-                "SELECT pending_keys FROM api_keys.api_key_usage_stats()",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        (pending == 0).then_some(())
+        (stats(&mut c).pending_keys == 0).then_some(())
     });
     postgres
         .batch_execute("ALTER DATABASE shut ALLOW_CONNECTIONS true")

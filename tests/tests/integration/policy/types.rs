@@ -2,7 +2,7 @@
 
 use api_keys_tests::*;
 
-use crate::support::*;
+use super::support::*;
 
 #[test]
 fn typed_key_token_starts_with_type_prefix() {

@@ -5,7 +5,7 @@
 use api_keys_tests::*;
 use serde_json::json;
 
-use crate::harness::*;
+use super::harness::*;
 
 #[test]
 fn get_without_any_key_is_rejected_with_pt401() {

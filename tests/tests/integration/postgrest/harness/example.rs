@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::request::Conn;
 
 /// The example schema, as shipped.
-pub const SCHEMA_SQL: &str = include_str!("../../../../examples/postgrest/schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../../../../examples/postgrest/schema.sql");
 
 /// `schema.sql` with its three role names (`authenticator`, `anon`, `api`)
 /// replaced as whole words by `<name>_<suffix>`, as client.py does with

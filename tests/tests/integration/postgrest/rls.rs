@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::*;
+use super::harness::*;
 
 #[test]
 fn valid_get_returns_only_the_callers_org_todos() {

@@ -4,7 +4,7 @@
 
 use api_keys_tests::*;
 
-use crate::harness::*;
+use super::harness::*;
 
 /// The functions the request roles may execute (via api_keys_verifier).
 const VERIFIER_FUNCTIONS: &[&str] = &[

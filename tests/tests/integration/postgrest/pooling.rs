@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::*;
+use super::harness::*;
 
 #[test]
 fn identity_does_not_leak_into_next_transaction_on_same_connection() {

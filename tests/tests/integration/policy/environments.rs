@@ -3,7 +3,7 @@
 
 use api_keys_tests::*;
 
-use crate::support::*;
+use super::support::*;
 
 fn issue_in(c: &mut postgres::Client, environment: &str) -> IssuedKey {
     issue(

@@ -4,7 +4,7 @@ use api_keys_tests::*;
 use postgres::Client;
 use serde_json::json;
 
-use crate::support::*;
+use super::support::*;
 
 fn issue_publishable(c: &mut Client, owner_id: &str) -> IssuedKey {
     issue(
