@@ -1,0 +1,176 @@
+//! The one error type of the service and the SQLSTATE → HTTP mapping (SPEC §8).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a request can end in besides success. The body is always
+/// `{"error":{"code","message"}}`; internals go to the log, never the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A refusal raised by an SQL function of the extension: its reason and
+    /// message are the client's to see.
+    #[error("{reason}: {message}")]
+    Refused {
+        status: StatusCode,
+        reason: String,
+        message: String,
+    },
+    /// The request's JSON, path or query does not have the documented shape.
+    #[error("invalid_argument: {0}")]
+    InvalidArgument(String),
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// No caller key, or one that is not an accepted admin key.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// An admin key without the route's scope.
+    #[error("insufficient_scope: {scope}")]
+    InsufficientScope { scope: &'static str },
+    #[error("no route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The database cannot be reached (pool timeout, connection lost).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or an unexpected database error.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Refused { status, .. } => *status,
+            ApiError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code_and_message(&self) -> (&str, String) {
+        match self {
+            ApiError::Refused {
+                reason, message, ..
+            } => (reason, message.clone()),
+            ApiError::InvalidArgument(m) => ("invalid_argument", m.clone()),
+            ApiError::PayloadTooLarge { limit } => (
+                "invalid_argument",
+                format!("the request body is larger than {limit} bytes"),
+            ),
+            ApiError::Unauthorized => (
+                "unauthorized",
+                "a valid admin API key is required (Authorization: Bearer <key>)".to_owned(),
+            ),
+            ApiError::InsufficientScope { scope } => (
+                "insufficient_scope",
+                format!("the API key lacks the scope {scope}"),
+            ),
+            ApiError::NoRoute => ("not_found", "no such route".to_owned()),
+            ApiError::MethodNotAllowed => (
+                "method_not_allowed",
+                "this route does not accept that method".to_owned(),
+            ),
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "the database is unavailable; retry later".to_owned(),
+            ),
+            ApiError::Internal(_) => ("internal", "internal server error".to_owned()),
+        }
+    }
+}
+
+/// Maps an error of the extension's SQL API. Its message starts with
+/// `api_keys: <reason>: …` (SPEC §5); the reason is the word after it.
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            // No server error: the connection is gone or never came up.
+            return ApiError::Unavailable(e.to_string());
+        };
+        let status = match db.code().code() {
+            "22023" => StatusCode::BAD_REQUEST,
+            "23514" => StatusCode::CONFLICT,
+            "42501" => StatusCode::FORBIDDEN,
+            "P0002" => StatusCode::NOT_FOUND,
+            // Server shutting down, too many connections, cannot connect now.
+            "57P01" | "57P02" | "57P03" | "53300" => {
+                return ApiError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
+            }
+            code => return ApiError::Internal(format!("{code}: {}", db.message())),
+        };
+        let message = db.message().to_owned();
+        let reason = reason_of(&message).unwrap_or(match status {
+            StatusCode::BAD_REQUEST => "invalid_argument",
+            StatusCode::CONFLICT => "key_limit_reached",
+            StatusCode::FORBIDDEN => "key_not_revocable",
+            _ => "key_not_found",
+        });
+        ApiError::Refused {
+            status,
+            reason: reason.to_owned(),
+            message,
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// `api_keys: key_limit_reached: owner …` → `key_limit_reached`.
+pub fn reason_of(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("api_keys: ")?;
+    let reason = rest.split(':').next()?.trim();
+    let well_formed =
+        !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    well_formed.then_some(reason)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            // Details of these stay in the log; the client gets a generic message.
+            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
+            _ => tracing::debug!(status = status.as_u16(), "request refused"),
+        }
+        let (code, message) = self.code_and_message();
+        let body = json!({"error": {"code": code, "message": message}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_the_word_after_the_prefix() {
+        assert_eq!(
+            reason_of("api_keys: key_limit_reached: owner user/42 already has 10 active keys"),
+            Some("key_limit_reached")
+        );
+        assert_eq!(reason_of("api_keys: key_not_found"), Some("key_not_found"));
+        assert_eq!(reason_of("something else: x"), None);
+        assert_eq!(reason_of("api_keys: Not A Reason: x"), None);
+    }
+}

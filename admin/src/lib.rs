@@ -1,0 +1,172 @@
+//! `api-keys-admin`: the admin HTTP service over the `api_keys` extension
+//! (SPEC §8). Each handler calls one SQL function of the extension and
+//! checks only the JSON shape; every rule lives in the extension.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+use tracing_subscriber::EnvFilter;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take, body and database work included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a client may take to send its body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The route template a request matched (`/v1/keys/{id}`), never its path:
+/// a path may carry anything a client typed, tokens included.
+fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched")
+}
+
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_of(&req).to_owned();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.record_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Refuses a declared oversized body before reading any of it; bodies
+/// without a length are cut off at the same limit while being read.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response();
+    }
+    next.run(req).await
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The whole HTTP API, ready to serve or to drive from tests.
+pub fn app(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), route = route_of(req))
+        })
+        .on_request(())
+        .on_failure(());
+    Router::new()
+        .merge(routes::keys::router())
+        .merge(routes::owners::router())
+        .merge(routes::verify::router())
+        .merge(routes::presets::router())
+        .merge(routes::health::router())
+        .merge(routes::metrics::router())
+        .merge(routes::openapi::router())
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(trace)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small JSON answers: do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `api-keys-admin serve`: listens on `addr` until SIGTERM or ctrl-c.
+pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(listen = %listener.local_addr()?, "api-keys-admin listening");
+    serve_on(listener, state, shutdown_signal()).await
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The log filter: `RUST_LOG` (default `info`), except that the database
+/// driver never logs below `info` — at `debug` it prints statement
+/// parameters, and those carry tokens.
+pub fn log_filter(default: &str) -> EnvFilter {
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(default));
+    filter
+        .add_directive("tokio_postgres=info".parse().expect("static directive"))
+        .add_directive(
+            "tokio_postgres::query=info"
+                .parse()
+                .expect("static directive"),
+        )
+}

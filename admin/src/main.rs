@@ -1,0 +1,77 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use api_keys_admin::cli::{self, BootstrapArgs, KeysCommand};
+use api_keys_admin::AppState;
+use clap::{Parser, Subcommand};
+
+/// Admin HTTP service and CLI for the api_keys PostgreSQL extension.
+#[derive(Debug, Parser)]
+#[command(name = "api-keys-admin", version)]
+struct Cli {
+    /// Connection URL of a LOGIN role granted `api_keys_admin` (never a superuser).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        #[arg(long, env = "API_KEYS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Size of the database connection pool.
+        #[arg(long, env = "API_KEYS_MAX_CONNECTIONS", default_value_t = 16)]
+        max_connections: usize,
+        /// Environment that callers' admin keys are verified in under strict
+        /// isolation (default: the connection's `api_keys.environment`).
+        #[arg(long, env = "API_KEYS_ADMIN_ENVIRONMENT")]
+        caller_environment: Option<String>,
+    },
+    /// Issue an admin key (keys:read, keys:write, keys:verify) and print it once.
+    Bootstrap(BootstrapArgs),
+    /// Manage keys straight in the database.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(api_keys_admin::log_filter("info"))
+        .with_writer(std::io::stderr)
+        .init();
+    let Some(database_url) = cli.database_url else {
+        eprintln!("error: --database-url or DATABASE_URL is required");
+        return ExitCode::from(2);
+    };
+    match cli.command {
+        Command::Serve {
+            listen,
+            max_connections,
+            caller_environment,
+        } => {
+            let state = match AppState::new(&database_url, max_connections, caller_environment) {
+                Ok(state) => state,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match api_keys_admin::serve(listen, state).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bootstrap(args) => cli::bootstrap(&database_url, args).await,
+        Command::Keys { command } => cli::keys(&database_url, command).await,
+    }
+}

@@ -1,0 +1,9 @@
+//! One module per resource, each with its own `router()`.
+
+pub mod health;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod owners;
+pub mod presets;
+pub mod verify;
