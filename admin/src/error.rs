@@ -103,6 +103,9 @@ impl From<tokio_postgres::Error> for ApiError {
             "57P01" | "57P02" | "57P03" | "53300" => {
                 return ApiError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
             }
+            // Other data exceptions (a NUL in text, an out-of-range
+            // timestamp): the request's values, not the service, are wrong.
+            code if code.starts_with("22") => StatusCode::BAD_REQUEST,
             code => return ApiError::Internal(format!("{code}: {}", db.message())),
         };
         let message = db.message().to_owned();

@@ -156,12 +156,11 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The log filter: `RUST_LOG` (default `info`), except that the database
-/// driver never logs below `info` — at `debug` it prints statement
+/// The log filter for `directives` (e.g. `RUST_LOG`), except that the
+/// database driver never logs below `info`: at `debug` it prints statement
 /// parameters, and those carry tokens.
-pub fn log_filter(default: &str) -> EnvFilter {
-    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
-    let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(default));
+pub fn log_filter(directives: &str) -> EnvFilter {
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     filter
         .add_directive("tokio_postgres=info".parse().expect("static directive"))
         .add_directive(

@@ -43,7 +43,9 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(api_keys_admin::log_filter("info"))
+        .with_env_filter(api_keys_admin::log_filter(
+            &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        ))
         .with_writer(std::io::stderr)
         .init();
     let Some(database_url) = cli.database_url else {
