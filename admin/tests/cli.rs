@@ -1,0 +1,253 @@
+//! The CLI (SPEC §8) through the built binary: exit codes 0 ok, 1 refused
+//! (reason on stderr), 2 usage.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::Env;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_api-keys-admin");
+
+fn cli(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", env.role_dsn())
+        .env_remove("API_KEYS_ENVIRONMENT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn code(o: &Output, want: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+fn verify_sql(env: &Env, token: &str, scopes: &[&str]) -> (String, Option<String>) {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let row = env
+        .db
+        .connect()
+        .query_one(
+            "SELECT code, owner_type FROM api_keys.api_key_verify($1, $2)",
+            &[&token, &scopes],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn bootstrap_prints_one_admin_key_with_all_three_scopes() {
+    let env = Env::new();
+    let o = cli(&env, &["bootstrap"], None);
+    code(&o, 0);
+    let out = stdout(&o);
+    let token = out.trim();
+    assert_eq!(out.lines().count(), 1, "only the token on stdout: {out}");
+    assert_eq!(
+        verify_sql(&env, token, &["keys:read", "keys:write", "keys:verify"]),
+        ("valid".to_owned(), Some("api_keys_admin".to_owned()))
+    );
+    assert!(!stderr(&o).contains(token), "the token is printed once");
+}
+
+#[test]
+fn bootstrap_needs_an_environment_once_environments_are_defined() {
+    let env = Env::new();
+    env.db
+        .connect()
+        .batch_execute("SELECT api_keys.api_key_environment_define('live', 'live')")
+        .unwrap();
+    let o = cli(&env, &["bootstrap"], None);
+    code(&o, 1);
+    assert!(stderr(&o).contains("unknown_environment"), "{}", stderr(&o));
+    let o = cli(
+        &env,
+        &["bootstrap", "--environment", "live", "--json"],
+        None,
+    );
+    code(&o, 0);
+    let issued: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(issued["environment"], "live");
+    assert!(issued["token"].as_str().unwrap().starts_with("ak_live_"));
+}
+
+#[test]
+fn keys_issue_list_get_update_revoke_verify() {
+    let env = Env::new();
+    let o = cli(
+        &env,
+        &[
+            "keys",
+            "issue",
+            "--owner-type",
+            "user",
+            "--owner-id",
+            "5",
+            "--name",
+            "ci",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--expires-in",
+            "30_days",
+        ],
+        None,
+    );
+    code(&o, 0);
+    let token = stdout(&o).trim().to_owned();
+    assert_eq!(verify_sql(&env, &token, &["write"]).0, "valid");
+
+    let o = cli(
+        &env,
+        &[
+            "keys",
+            "list",
+            "--owner-type",
+            "user",
+            "--owner-id",
+            "5",
+            "--json",
+        ],
+        None,
+    );
+    code(&o, 0);
+    let keys: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = keys[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(keys[0]["scopes"], serde_json::json!(["read", "write"]));
+
+    let o = cli(
+        &env,
+        &["keys", "list", "--owner-type", "user", "--owner-id", "5"],
+        None,
+    );
+    code(&o, 0);
+    let table = stdout(&o);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("read,write"),
+        "{table}"
+    );
+    assert!(!table.contains(&token), "a token is printed only by issue");
+
+    let o = cli(
+        &env,
+        &[
+            "keys", "update", &id, "--name", "renamed", "--scope", "read",
+        ],
+        None,
+    );
+    code(&o, 0);
+    assert!(stdout(&o).contains("renamed"));
+
+    let o = cli(&env, &["keys", "get", &id, "--json"], None);
+    code(&o, 0);
+    let key: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(key["name"], "renamed");
+    assert_eq!(key["scopes"], serde_json::json!(["read"]));
+
+    let o = cli(&env, &["keys", "verify", "--scope", "read"], Some(&token));
+    code(&o, 0);
+    assert!(stdout(&o).contains("valid"));
+
+    let o = cli(&env, &["keys", "revoke", &id, "--json"], None);
+    code(&o, 0);
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["revoked"], true);
+    assert_eq!(r["key"]["status"], "revoked");
+
+    let o = cli(&env, &["keys", "verify"], Some(&token));
+    code(&o, 1);
+    assert!(stderr(&o).contains("revoked"), "{}", stderr(&o));
+}
+
+#[test]
+fn refusals_exit_1_with_the_reason_on_stderr() {
+    let env = Env::new();
+    let o = cli(
+        &env,
+        &["keys", "get", "0190d7a0-0000-7000-8000-000000000000"],
+        None,
+    );
+    code(&o, 1);
+    assert!(
+        stderr(&o).starts_with("api_keys: key_not_found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(
+        &env,
+        &[
+            "keys",
+            "issue",
+            "--owner-type",
+            "user",
+            "--owner-id",
+            "1",
+            "--expires-in",
+            "soon",
+        ],
+        None,
+    );
+    code(&o, 1);
+    assert!(stderr(&o).contains("invalid_expiry"), "{}", stderr(&o));
+    let o = cli(
+        &env,
+        &[
+            "keys",
+            "list",
+            "--owner-type",
+            "user",
+            "--owner-id",
+            "1",
+            "--status",
+            "gone",
+        ],
+        None,
+    );
+    code(&o, 1);
+    assert!(stderr(&o).contains("invalid_argument"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let env = Env::new();
+    code(
+        &cli(&env, &["keys", "issue", "--owner-type", "user"], None),
+        2,
+    );
+    code(&cli(&env, &["keys", "get", "not-a-uuid"], None), 2);
+    code(&cli(&env, &["frobnicate"], None), 2);
+    let o = Command::new(BIN)
+        .args(["keys", "get", "0190d7a0-0000-7000-8000-000000000000"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    code(&o, 2);
+}
