@@ -61,6 +61,9 @@ pub struct Service {
     pub http: reqwest::Client,
     pub su: tokio_postgres::Client,
     pub state: AppState,
+    /// The service role's connection settings.
+    pub role_config: tokio_postgres::Config,
+    su_dsn: String,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -72,8 +75,8 @@ impl Drop for Service {
     }
 }
 
-pub async fn superuser(env: &Env) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&env.superuser_dsn(), tokio_postgres::NoTls)
+pub async fn superuser(dsn: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
         .await
         .expect("superuser connection");
     tokio::spawn(conn);
@@ -81,7 +84,11 @@ pub async fn superuser(env: &Env) -> tokio_postgres::Client {
 }
 
 /// Serves `app()` for `state` on 127.0.0.1:0.
-pub async fn start_with(env: &Env, state: AppState) -> Service {
+pub async fn start_with(
+    su_dsn: &str,
+    role_config: tokio_postgres::Config,
+    state: AppState,
+) -> Service {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -96,15 +103,18 @@ pub async fn start_with(env: &Env, state: AppState) -> Service {
         base: format!("http://{addr}"),
         addr,
         http: reqwest::Client::new(),
-        su: superuser(env).await,
+        su: superuser(su_dsn).await,
         state,
+        role_config,
+        su_dsn: su_dsn.to_owned(),
         stop: Some(stop),
     }
 }
 
 pub async fn start(env: &Env) -> Service {
     let config: tokio_postgres::Config = env.role_dsn().parse().unwrap();
-    start_with(env, AppState::from_config(config, 8, None).unwrap()).await
+    let state = AppState::from_config(config.clone(), 8, None).unwrap();
+    start_with(&env.superuser_dsn(), config, state).await
 }
 
 /// Runs an async test body against a fresh database and service.
@@ -161,6 +171,21 @@ impl Answer {
 }
 
 impl Service {
+    /// Another service on the same database, with its own pool and settings.
+    pub async fn sibling(
+        &self,
+        role_config: tokio_postgres::Config,
+        caller_environment: Option<&str>,
+    ) -> Service {
+        let state = AppState::from_config(
+            role_config.clone(),
+            8,
+            caller_environment.map(str::to_owned),
+        )
+        .unwrap();
+        start_with(&self.su_dsn, role_config, state).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
