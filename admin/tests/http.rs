@@ -661,3 +661,55 @@ fn the_service_role_is_not_a_superuser() {
         assert!(row.get::<_, bool>(1));
     });
 }
+
+#[test]
+fn the_openapi_document_describes_every_route() {
+    run(|svc| async move {
+        let doc = svc.call(Method::GET, "/openapi.json", None, None).await;
+        let doc = doc.assert_ok(200).clone();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut expected: Vec<(String, String)> = routes()
+            .into_iter()
+            .map(|(m, p, _, _)| {
+                let path = p
+                    .split('?')
+                    .next()
+                    .unwrap()
+                    .replace("user/1", "{owner_type}/{owner_id}");
+                (m.as_str().to_lowercase(), path)
+            })
+            .collect();
+        for p in ["/healthz", "/metrics", "/openapi.json"] {
+            expected.push(("get".to_owned(), p.to_owned()));
+        }
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                documented.push((method.clone(), path.clone()));
+                assert!(op["responses"].is_object(), "{method} {path}");
+                let protected = !op["security"].as_array().unwrap().is_empty();
+                if protected {
+                    for status in ["400", "401", "403", "500", "503"] {
+                        assert!(
+                            op["responses"][status].is_object(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+        expected.sort();
+        documented.sort();
+        assert_eq!(documented, expected);
+        // Every $ref resolves.
+        let text = doc.to_string();
+        for piece in text.split("\"$ref\":\"#/").skip(1) {
+            let target = piece.split('"').next().unwrap();
+            let mut node = &doc;
+            for part in target.split('/') {
+                node = &node[part];
+            }
+            assert!(!node.is_null(), "dangling $ref {target}");
+        }
+    });
+}
