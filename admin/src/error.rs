@@ -27,6 +27,9 @@ pub enum ApiError {
     /// An admin key without the route's scope.
     #[error("insufficient_scope: {scope}")]
     InsufficientScope { scope: &'static str },
+    /// The client did not send its body in time.
+    #[error("request body timeout")]
+    BodyTimeout,
     #[error("no route")]
     NoRoute,
     #[error("method not allowed")]
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,6 +75,10 @@ impl ApiError {
             ApiError::InsufficientScope { scope } => (
                 "insufficient_scope",
                 format!("the API key lacks the scope {scope}"),
+            ),
+            ApiError::BodyTimeout => (
+                "invalid_argument",
+                "the request body did not arrive in time".to_owned(),
             ),
             ApiError::NoRoute => ("not_found", "no such route".to_owned()),
             ApiError::MethodNotAllowed => (

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -71,6 +71,18 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// tower-http's timeouts answer with an empty body: give them the SPEC one.
+async fn json_timeouts(response: Response) -> Response {
+    let bare = response.headers().get(CONTENT_TYPE).is_none();
+    match response.status() {
+        StatusCode::SERVICE_UNAVAILABLE if bare => {
+            ApiError::Unavailable("request timed out".to_owned()).into_response()
+        }
+        StatusCode::REQUEST_TIMEOUT if bare => ApiError::BodyTimeout.into_response(),
+        _ => response,
+    }
+}
+
 async fn no_route() -> ApiError {
     ApiError::NoRoute
 }
@@ -106,6 +118,7 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
+        .layer(middleware::map_response(json_timeouts))
         .with_state(state)
 }
 

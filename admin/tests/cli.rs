@@ -251,3 +251,62 @@ fn bad_usage_exits_2() {
         .unwrap();
     code(&o, 2);
 }
+
+#[test]
+fn serve_answers_with_a_bootstrapped_key_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = Env::new();
+    let token = stdout(&cli(&env, &["bootstrap"], None)).trim().to_owned();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", env.role_dsn())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && lines.read_line(&mut line).unwrap() > 0 {
+        addr = line
+            .split("listen=")
+            .nth(1)
+            .map(|rest| rest.trim().to_owned());
+        line.clear();
+    }
+    let addr = addr.expect("the service logs its address");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let presets = http
+            .get(format!("http://{addr}/v1/expiration_presets"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(presets.status(), 200);
+        let health = http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+    });
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a graceful shutdown exits 0");
+    let mut rest = String::new();
+    let _ = lines.read_to_string(&mut rest);
+    assert!(rest.contains("shutting down"), "{rest}");
+    assert!(
+        !rest.contains(&token[token.len() - 38..]),
+        "no token in the log"
+    );
+}
