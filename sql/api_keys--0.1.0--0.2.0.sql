@@ -526,10 +526,39 @@ LANGUAGE c STABLE PARALLEL SAFE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
 AS 'MODULE_PATHNAME', 'api_keys_environment_of';
 
+-- SPEC §2's hot-path exception (sql/functions.sql): verify, has_scope and
+-- the current_* helpers are neither SECURITY DEFINER nor SET search_path.
+-- CREATE OR REPLACE takes prosecdef and proconfig from the statement, so
+-- these drop what 0.1.0's ALTER FUNCTION gave them; the current_* ones are
+-- declared as pgrx declares them in a fresh install.
+CREATE OR REPLACE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+RETURNS api_keys.verification
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'api_key_verify_c';
+
 CREATE OR REPLACE FUNCTION api_keys.has_scope(scope text) RETURNS boolean
 LANGUAGE c STABLE PARALLEL RESTRICTED
-SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
 AS 'MODULE_PATHNAME', 'api_keys_has_scope';
+
+CREATE OR REPLACE FUNCTION api_keys.current_key_id() RETURNS uuid
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'current_key_id_wrapper';
+
+CREATE OR REPLACE FUNCTION api_keys.current_owner_type() RETURNS text
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'current_owner_type_wrapper';
+
+CREATE OR REPLACE FUNCTION api_keys.current_owner_id() RETURNS text
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'current_owner_id_wrapper';
+
+CREATE OR REPLACE FUNCTION api_keys.current_scopes() RETURNS text[]
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'current_scopes_wrapper';
 
 CREATE OR REPLACE FUNCTION api_keys._authenticate(headers text, required_scopes text[]) RETURNS text
 LANGUAGE c VOLATILE

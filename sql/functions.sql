@@ -6,7 +6,8 @@
 --
 -- Every function is SECURITY DEFINER with a fixed search_path, declared in
 -- its CREATE OR REPLACE FUNCTION (pgrx's `security_definer` + `#[search_path]` for the
--- Rust ones). Operators whose argument types have no exact pg_catalog match
+-- Rust ones), but for the six hot-path C functions of SPEC §2's exception
+-- (api_key_verify, has_scope, current_*: see below). Operators whose argument types have no exact pg_catalog match
 -- are avoided or written OPERATOR(pg_catalog.…), so nothing in the body can
 -- be shadowed even by an object in the api_keys schema itself. Functions are
 -- written CREATE OR REPLACE so that sql/api_keys--*--*.sql can carry them
@@ -459,10 +460,20 @@ $$;
 -- the hot path, and the functions that must never raise, which read their
 -- text arguments without pgrx's conversion (it panics on text that is not
 -- UTF-8, possible in SQL_ASCII and other non-UTF-8 databases).
+--
+-- SPEC §2's hot-path exception: api_key_verify, has_scope and the
+-- current_* helpers (auth.rs) are neither SECURITY DEFINER nor SET
+-- search_path, fixed per-call costs (tests/bench/run.sh measures them
+-- against a copy declared with both). They resolve no
+-- name through search_path (verify reads the key and its type by direct
+-- index scans of relations found by name in the api_keys namespace, which
+-- check no privilege, and forms its row from the declared result type;
+-- the others read backend memory), and the only SQL verify may run, the
+-- non-preloaded last_used_at UPDATE, qualifies every name and operator and
+-- runs as the table's owner (usage.rs). Tested in hot_path.rs.
 CREATE OR REPLACE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
 RETURNS api_keys.verification
 LANGUAGE c VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
 AS 'MODULE_PATHNAME', 'api_key_verify_c';
 
 CREATE OR REPLACE FUNCTION api_keys.api_key_mask(token text) RETURNS text
@@ -477,7 +488,6 @@ AS 'MODULE_PATHNAME', 'api_keys_environment_of';
 
 CREATE OR REPLACE FUNCTION api_keys.has_scope(scope text) RETURNS boolean
 LANGUAGE c STABLE PARALLEL RESTRICTED
-SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
 AS 'MODULE_PATHNAME', 'api_keys_has_scope';
 
 CREATE OR REPLACE FUNCTION api_keys._authenticate(headers text, required_scopes text[]) RETURNS text

@@ -138,30 +138,33 @@ fn identity_of(key: &KeyRow) -> Option<Identity> {
     })
 }
 
+// The identity helpers below and has_scope are hot-path functions that
+// SPEC §2 exempts from SECURITY DEFINER and SET search_path: they read
+// backend memory only (no table, no SQL, no name looked up), so they need
+// no privilege and no search_path. Declared without either, they cost a
+// plain C call (tests/tests/integration/hot_path.rs checks their answers
+// under a hostile search_path; security.rs lists the exempt functions).
+
 /// The authenticated key's id in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted, security_definer)]
-#[search_path(pg_catalog, api_keys, pg_temp)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_key_id() -> Option<pgrx::Uuid> {
     with_identity(|i| i.key_id)
 }
 
 /// The authenticated key's owner type in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted, security_definer)]
-#[search_path(pg_catalog, api_keys, pg_temp)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_owner_type() -> Option<String> {
     with_identity(|i| i.owner_type.clone())
 }
 
 /// The authenticated key's owner id in this transaction, else NULL.
-#[pg_extern(stable, parallel_restricted, security_definer)]
-#[search_path(pg_catalog, api_keys, pg_temp)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_owner_id() -> Option<String> {
     with_identity(|i| i.owner_id.clone())
 }
 
 /// The authenticated key's scopes (within its type's ceiling), else NULL.
-#[pg_extern(stable, parallel_restricted, security_definer)]
-#[search_path(pg_catalog, api_keys, pg_temp)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_scopes() -> Option<Vec<String>> {
     with_identity(|i| i.scopes.clone())
 }

@@ -5,6 +5,10 @@
 //! start-up (measured: BENCHMARKS.md), so these are plain index scans, as
 //! Postgres does for its own catalogs, under the snapshot a volatile
 //! function's query would get.
+//! Relations are found by name in the `api_keys` namespace (never through
+//! search_path), and these scans check no privilege, as catalog scans do:
+//! verify runs as its caller (SPEC §2's hot-path exception), who may hold
+//! none on the tables.
 //! Relation OIDs and column positions are cached per backend and dropped on
 //! any relcache invalidation of those relations (DROP/ALTER), so a
 //! re-created extension is picked up.
@@ -108,6 +112,10 @@ const _: () = {
 #[derive(Clone, Copy)]
 struct Layout {
     keys: pg_sys::Oid,
+    /// The owner of `api_keys.keys` (the extension's owner): the role the
+    /// non-preloaded `last_used_at` write runs as (usage.rs). ALTER TABLE …
+    /// OWNER TO invalidates the relation, and so this cache.
+    keys_owner: pg_sys::Oid,
     keys_by_hash: pg_sys::Oid,
     /// 0-based positions of `Col::ALL` in the keys tuple.
     key_at: [usize; Col::COUNT],
@@ -205,6 +213,7 @@ unsafe fn layout() -> Layout {
     let types = relid(c"key_types", nsp);
     let keys_rel = pg_sys::table_open(keys, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let key_at = positions(keys_rel, Col::ALL.map(|c| (c.column_name(), c.type_oid())));
+    let keys_owner = (*(*keys_rel).rd_rel).relowner;
     pg_sys::table_close(keys_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     let types_rel = pg_sys::table_open(types, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let [type_name_at, type_permissions_at] = positions(
@@ -220,6 +229,7 @@ unsafe fn layout() -> Layout {
     pg_sys::table_close(types_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     let l = Layout {
         keys,
+        keys_owner,
         keys_by_hash: relid(c"keys_token_hash_key", nsp),
         key_at,
         types,
@@ -230,6 +240,12 @@ unsafe fn layout() -> Layout {
     };
     LAYOUT.with(|c| c.set(Some(l)));
     l
+}
+
+/// The owner of `api_keys.keys`, from the cached layout.
+pub fn keys_owner() -> pg_sys::Oid {
+    // SAFETY: called from verify, a SQL function: inside a transaction
+    unsafe { layout() }.keys_owner
 }
 
 const STACK_COLUMNS: usize = 32;

@@ -102,15 +102,76 @@ pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
     if fresh || !writable {
         return;
     }
+    // verify runs as its caller (SPEC §2's hot-path exception: neither
+    // SECURITY DEFINER nor SET search_path), who holds no privilege on the
+    // table: the write, and only it, runs as the table's owner.
+    let _owner = AsOwner::switch(crate::lookup::keys_owner());
     Spi::connect_mut(|client| touch(client, key_id, now));
 }
 
+/// Runs the code in its scope as another role, as a SECURITY DEFINER
+/// function would, and restores the caller's user id and security context
+/// when dropped.
+///
+/// `SECURITY_LOCAL_USERID_CHANGE` makes `SET ROLE` / `SET SESSION
+/// AUTHORIZATION` refuse to run meanwhile; `SECURITY_RESTRICTED_OPERATION`
+/// also refuses what could outlive the switch (temporary objects, cursors
+/// WITH HOLD, LISTEN, DISCARD, …): the one `UPDATE` run inside is neither,
+/// nor are SPI_connect / SPI_prepare / SPI_keepplan / SPI_execute_plan /
+/// SPI_finish, which is all `Spi::connect_mut` and `touch` call.
+///
+/// Drop restores on every path out of the scope: return, early return and
+/// unwinding (pgrx turns an ERROR raised inside SPI into a Rust panic that
+/// unwinds through here before it is re-raised; restoring two backend
+/// globals is safe at any point). Should the restore be skipped anyway (an
+/// ERROR that longjmps past Rust frames), PostgreSQL's abort restores it:
+/// `AbortTransaction` and `AbortSubTransaction` (PG15 xact.c) call
+/// `SetUserIdAndSecContext(s->prevUser, s->prevSecContext)` with the values
+/// saved when the (sub)transaction started, for SECURITY DEFINER functions'
+/// sake; a caller's EXCEPTION block or savepoint is such a subtransaction.
+struct AsOwner {
+    user: pg_sys::Oid,
+    sec_context: i32,
+}
+
+impl AsOwner {
+    fn switch(owner: pg_sys::Oid) -> AsOwner {
+        let mut user = pg_sys::InvalidOid;
+        let mut sec_context = 0;
+        // SAFETY: reads and sets this backend's current user id and
+        // security context, as fmgr_security_definer does; Drop restores them
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                sec_context
+                    | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                    | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            );
+        }
+        AsOwner { user, sec_context }
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        // SAFETY: puts back what switch read
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.sec_context) };
+    }
+}
+
 /// The fallback's write: last_used_at = now(), unless another transaction
-/// holds the row or it is already fresh. The caller's search_path is in
-/// force here (verify need not set one), so every name is qualified and
-/// every operator is written as `OPERATOR(pg_catalog.…)` between arguments
-/// of its exact types: nothing resolves through search_path. The cut-off is
-/// computed here rather than with interval arithmetic in SQL.
+/// holds the row or it is already fresh. Runs as the table's owner (a
+/// superuser) under the caller's search_path (verify sets none), so every
+/// name is qualified (relations too: pg_temp is searched first for them)
+/// and every operator is written as `OPERATOR(pg_catalog.…)` between
+/// arguments of its exact types: nothing resolves through search_path, also
+/// when the plan is re-analysed because the search_path changed. The
+/// parameters' types are given by OID, and the cut-off is computed here
+/// rather than with interval arithmetic in SQL. `api_keys.keys` has no
+/// trigger of its own; its CHECK constraints are stored as resolved
+/// expressions, and its foreign keys are not checked by an UPDATE that
+/// leaves them unchanged (PostgreSQL's RI queries are qualified anyway).
 fn touch(client: &mut SpiClient<'_>, key_id: [u8; 16], now: i64) {
     TOUCH_PLAN.with(|cell| {
         let mut slot = cell.borrow_mut();

@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrency;
 mod hardening;
 mod hostile;
+mod hot_path;
 mod issue;
 mod pgbouncer;
 mod policy;
