@@ -8,11 +8,18 @@
 # rotating order, and the median tps is reported. Ratios are computed between
 # variants measured in the same run, never against numbers from elsewhere.
 #
+#   0 select1     SELECT 1: the machine's per-call baseline (a prepared round trip)
 #   1 floor       SELECT <the columns verify returns> WHERE token_hash = sha256(token)
 #                 on the unique index: the minimal SQL an expert writes by hand
 #   2 plpgsql     a hand-written PL/pgSQL verify (hash, look up, check revoked/expired/scopes)
 #   3 verify      SELECT * FROM api_keys.api_key_verify(…), usage tracking off
 #   3e verify_expr SELECT api_keys.api_key_verify(…) (one composite column), tracking off
+#   3d definer_set the same C symbol declared in schema bench as SECURITY DEFINER with
+#                 SET search_path (how verify was declared before SPEC §2's hot-path
+#                 exception), FROM form, tracking off: verify / definer_set is the saving
+#   3s definer    the same C symbol, SECURITY DEFINER without SET search_path, FROM
+#                 form, tracking off: definer / definer_set isolates SET's cost,
+#                 verify / definer SECURITY DEFINER's
 #   4 tracked     SELECT * FROM api_keys.api_key_verify(…), usage tracking on (shared memory)
 #   5 naive       PL/pgSQL verify + UPDATE last_used_at and a counter on every verify
 #   6 issue       api_keys.api_key_issue throughput
@@ -29,7 +36,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 SIZES=${BENCH_SIZES:-"10000 1000000"}
 PORT=${BENCH_PORT:-25460}
 NTOKENS=${BENCH_TOKENS:-20}
-VARIANTS=(floor plpgsql verify verify_expr tracked naive issue)
+VARIANTS=(select1 floor plpgsql verify verify_expr definer_set definer tracked naive issue)
 
 [[ ${BENCH_SKIP_INSTALL:-} == 1 ]] || bash scripts/install-extension.sh >/dev/null
 DIR=$(mktemp -d /tmp/api-keys-bench.XXXXXX)
@@ -77,6 +84,18 @@ BEGIN
 END
 $$;
 
+-- api_key_verify's C symbol declared as before SPEC §2's hot-path exception
+-- (SECURITY DEFINER + SET search_path), and with SECURITY DEFINER alone: the
+-- fixed cost of each, measured in the same run as the shipped declaration.
+CREATE FUNCTION bench.verify_definer_set(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+RETURNS api_keys.verification LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
+AS '$libdir/api_keys', 'api_key_verify_c';
+CREATE FUNCTION bench.verify_definer(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+RETURNS api_keys.verification LANGUAGE c VOLATILE
+SECURITY DEFINER
+AS '$libdir/api_keys', 'api_key_verify_c';
+
 -- The same, plus a write per verify: the tracker api_keys avoids.
 CREATE FUNCTION bench.naive_verify(p_token text, p_required text[] DEFAULT '{}')
 RETURNS api_keys.verification LANGUAGE plpgsql VOLATILE AS $$
@@ -104,8 +123,11 @@ make_scripts() {
     echo "SELECT * FROM api_keys.api_key_verify('$token', '{read}');" >"$WORK/verify.$i.sql"
     cp "$WORK/verify.$i.sql" "$WORK/tracked.$i.sql"
     echo "SELECT api_keys.api_key_verify('$token', '{read}');" >"$WORK/verify_expr.$i.sql"
+    echo "SELECT * FROM bench.verify_definer_set('$token', '{read}');" >"$WORK/definer_set.$i.sql"
+    echo "SELECT * FROM bench.verify_definer('$token', '{read}');" >"$WORK/definer.$i.sql"
     echo "SELECT * FROM bench.naive_verify('$token', '{read}');" >"$WORK/naive.$i.sql"
   done
+  echo "SELECT 1;" >"$WORK/select1.1.sql"
   printf '%s\n' '\set owner random(1, 1000000)' \
     "SELECT id FROM api_keys.api_key_issue('bench_issue', :owner::text);" >"$WORK/issue.1.sql"
 }
@@ -113,7 +135,8 @@ make_scripts() {
 run_variant() { # variant → tps
   local v=$1 files=() f opts=""
   for f in "$WORK/$v".*.sql; do files+=(-f "$f"); done
-  [[ $v == verify || $v == verify_expr ]] && opts="-c api_keys.track_usage=off"
+  [[ $v == verify || $v == verify_expr || $v == definer_set || $v == definer ]] &&
+    opts="-c api_keys.track_usage=off"
   PGOPTIONS=$opts pgbench -n -M prepared -c 2 -j 2 -T "$SECS" "${files[@]}" 2>"$WORK/pgbench.err" |
     awk '/^tps = / { print $3 }' || { cat "$WORK/pgbench.err" >&2; return 1; }
 }
@@ -172,6 +195,16 @@ for size in $SIZES; do
   printf '%-46s %8s %8s %s\n' "(3) verify / (2) plpgsql @ $size" "$r" ">1" "$(check "$r" 1.0001)"
   r=$(ratio "${MED[$size.naive]}" "${MED[$size.tracked]}")
   printf '%-46s %8s %8s %s\n' "(5) naive / (4) tracked @ $size" "$r" "-" ""
+  r=$(ratio "${MED[$size.verify]}" "${MED[$size.definer_set]}")
+  printf '%-46s %8s %8s %s\n' "(3) verify / (3d) definer_set @ $size" "$r" "-" ""
+  r=$(ratio "${MED[$size.definer]}" "${MED[$size.definer_set]}")
+  printf '%-46s %8s %8s %s\n' "(3s) definer / (3d) definer_set @ $size" "$r" "-" ""
+  r=$(ratio "${MED[$size.verify]}" "${MED[$size.definer]}")
+  printf '%-46s %8s %8s %s\n' "(3) verify / (3s) definer @ $size" "$r" "-" ""
+  r=$(ratio "${MED[$size.floor]}" "${MED[$size.select1]}")
+  printf '%-46s %8s %8s %s\n' "(1) floor / (0) select1 @ $size" "$r" "-" ""
+  r=$(ratio "${MED[$size.verify]}" "${MED[$size.select1]}")
+  printf '%-46s %8s %8s %s\n' "(3) verify / (0) select1 @ $size" "$r" "-" ""
 done
 read -r small large _ <<<"$SIZES"
 if [[ -n ${large:-} ]]; then
