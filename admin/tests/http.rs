@@ -110,6 +110,28 @@ fn every_route_refuses_callers_without_an_accepted_admin_key_with_401() {
                 a.assert_error(401, "unauthorized");
             }
         }
+        // The work is not even evaluated for them: its own refusal (400)
+        // would show otherwise.
+        for (label, token) in &callers {
+            let a = svc
+                .call(
+                    Method::GET,
+                    "/v1/keys?owner_type=user&owner_id=1&status=gone",
+                    token.as_deref(),
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, 401, "list with {label}: {}", a.text);
+            let a = svc
+                .call(
+                    Method::POST,
+                    "/v1/keys",
+                    token.as_deref(),
+                    Some(&json!({"owner_type": "user", "owner_id": "1", "expires_in": "never"})),
+                )
+                .await;
+            assert_eq!(a.status, 401, "issue with {label}: {}", a.text);
+        }
         // Nothing was done on their behalf.
         let row = svc
             .su
