@@ -1,0 +1,212 @@
+//! The SPEC error body for malformed requests and the extension's refusals.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{self, run, ALL_SCOPES};
+use crate::user_key;
+
+#[test]
+fn issue_refusals_map_to_the_spec_statuses() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.post(
+            "/v1/keys",
+            &admin,
+            &json!({"owner_type": "user", "owner_id": "1", "expires_in": "5_weeks"}),
+        )
+        .await
+        .assert_error(400, "invalid_expiry");
+        svc.post(
+            "/v1/keys",
+            &admin,
+            &json!({"owner_type": "user", "owner_id": "1", "key_type": "nope"}),
+        )
+        .await
+        .assert_error(400, "unknown_key_type");
+        svc.sql("SELECT api_keys.api_key_owner_policy_set('team', max_keys => 1)")
+            .await;
+        let body = json!({"owner_type": "team", "owner_id": "7"});
+        svc.post("/v1/keys", &admin, &body).await.assert_ok(201);
+        svc.post("/v1/keys", &admin, &body)
+            .await
+            .assert_error(409, "key_limit_reached");
+    });
+}
+
+#[test]
+fn malformed_bodies_are_400_invalid_argument() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let (id, _) = user_key(&svc).await;
+        let patch = format!("/v1/keys/{id}");
+        for (method, path, body) in [
+            (Method::POST, "/v1/keys", "{not json"),
+            (
+                Method::POST,
+                "/v1/keys",
+                r#"{"owner_type": 1, "owner_id": "1"}"#,
+            ),
+            (Method::POST, "/v1/keys", r#"{"owner_type": "user"}"#),
+            (
+                Method::POST,
+                "/v1/keys",
+                r#"{"owner_type": "user", "owner_id": "1", "color": "red"}"#,
+            ),
+            (
+                Method::POST,
+                "/v1/keys",
+                r#"{"owner_type": "user", "owner_id": "1", "scopes": "read"}"#,
+            ),
+            (
+                Method::POST,
+                "/v1/keys",
+                r#"{"owner_type": "user", "owner_id": "1", "expires_at": "soon"}"#,
+            ),
+            (Method::POST, "/v1/keys", "[]"),
+            (Method::PATCH, patch.as_str(), r#"{"name": 5}"#),
+            (Method::PATCH, patch.as_str(), r#"{"owner_id": "2"}"#),
+            (Method::POST, "/v1/verify", r#"{"token": null}"#),
+            (
+                Method::POST,
+                "/v1/verify",
+                r#"{"token": "x", "otp": "123456"}"#,
+            ),
+            (
+                Method::POST,
+                "/v1/verify",
+                r#"{"token": "x", "required_scopes": [1]}"#,
+            ),
+        ] {
+            let a = svc.call_raw(method.clone(), path, &admin, body).await;
+            assert_eq!(a.status, 400, "{method} {path} {body}: {}", a.text);
+            a.assert_error(400, "invalid_argument");
+        }
+        // No content type at all.
+        let resp = svc
+            .http
+            .post(svc.url("/v1/keys"))
+            .bearer_auth(&admin)
+            .body(r#"{"owner_type":"user","owner_id":"1"}"#)
+            .send()
+            .await
+            .unwrap();
+        common::answer(resp)
+            .await
+            .assert_error(400, "invalid_argument");
+    });
+}
+
+#[test]
+fn an_oversized_body_is_refused_with_413() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let big = json!({"owner_type": "user", "owner_id": "1", "name": "x".repeat(70 * 1024)});
+        svc.post("/v1/keys", &admin, &big)
+            .await
+            .assert_error(413, "invalid_argument");
+        // Without a length (chunked), cut off while reading.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            (0..100).map(|_| Ok(vec![b' '; 1024])).collect();
+        let resp = svc
+            .http
+            .post(svc.url("/v1/keys"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
+            .send()
+            .await
+            .unwrap();
+        common::answer(resp)
+            .await
+            .assert_error(413, "invalid_argument");
+    });
+}
+
+fn futures_stream(
+    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_core_stream::iter(chunks)
+}
+
+/// A minimal `Stream` so the test needs no extra crate.
+mod futures_core_stream {
+    pub use futures_util::stream::{iter, Stream};
+}
+
+#[test]
+fn a_ten_megabyte_body_is_refused_before_it_is_sent() {
+    run(|svc| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let mut tcp = tokio::net::TcpStream::connect(svc.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/keys HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+            10 * 1024 * 1024
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains(r#""code":"invalid_argument""#), "{text}");
+    });
+}
+
+#[test]
+fn unknown_routes_and_ids_are_404_and_bad_ids_400() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.get("/v1/nope", &admin)
+            .await
+            .assert_error(404, "not_found");
+        svc.call(Method::GET, "/", None, None)
+            .await
+            .assert_error(404, "not_found");
+        let unknown = uuid::Uuid::now_v7();
+        svc.get(&format!("/v1/keys/{unknown}"), &admin)
+            .await
+            .assert_error(404, "key_not_found");
+        svc.call(
+            Method::PATCH,
+            &format!("/v1/keys/{unknown}"),
+            Some(&admin),
+            Some(&json!({"name": "x"})),
+        )
+        .await
+        .assert_error(404, "key_not_found");
+        svc.post(&format!("/v1/keys/{unknown}/revoke"), &admin, &json!({}))
+            .await
+            .assert_error(404, "key_not_found");
+        svc.get("/v1/keys/not-a-uuid", &admin)
+            .await
+            .assert_error(400, "invalid_argument");
+        svc.call(Method::DELETE, "/v1/keys", Some(&admin), None)
+            .await
+            .assert_error(405, "method_not_allowed");
+    });
+}
+
+#[test]
+fn a_non_revocable_key_is_403_key_not_revocable() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.sql("SELECT api_keys.api_key_type_define('pinned', 'pin', revocable => false)")
+            .await;
+        let k = svc
+            .post(
+                "/v1/keys",
+                &admin,
+                &json!({"owner_type": "user", "owner_id": "1", "key_type": "pinned"}),
+            )
+            .await;
+        let id = k.assert_ok(201)["id"].as_str().unwrap().to_owned();
+        svc.post(&format!("/v1/keys/{id}/revoke"), &admin, &json!({}))
+            .await
+            .assert_error(403, "key_not_revocable");
+    });
+}
