@@ -22,8 +22,12 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     run(|svc| async move {
         let admin = svc.admin(&ALL_SCOPES).await;
         let url = svc.url("/openapi.json");
+        // schemathesis keeps caches in its working directory: not the checkout.
+        let workdir = std::env::temp_dir().join("api-keys-admin-schemathesis");
+        std::fs::create_dir_all(&workdir).unwrap();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(exe)
+                .current_dir(workdir)
                 .args(["run", &url, "--max-examples", "25", "--seed", "20261201"])
                 .args(["--exclude-checks", "positive_data_acceptance"])
                 .arg("--header")
