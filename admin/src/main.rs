@@ -22,8 +22,9 @@ enum Command {
     Serve {
         #[arg(long, env = "API_KEYS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Size of the database connection pool.
-        #[arg(long, env = "API_KEYS_MAX_CONNECTIONS", default_value_t = 16)]
+        /// Size of the database connection pool (default: twice the CPUs;
+        /// more connections than the database's cores lengthen the tail).
+        #[arg(long, env = "API_KEYS_MAX_CONNECTIONS", default_value_t = default_pool_size())]
         max_connections: usize,
         /// Environment that callers' admin keys are verified in under strict
         /// isolation (default: the connection's `api_keys.environment`).
@@ -37,6 +38,10 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
 }
 
 #[tokio::main]
