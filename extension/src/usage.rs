@@ -116,9 +116,11 @@ pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
 /// `SECURITY_LOCAL_USERID_CHANGE` makes `SET ROLE` / `SET SESSION
 /// AUTHORIZATION` refuse to run meanwhile; `SECURITY_RESTRICTED_OPERATION`
 /// also refuses what could outlive the switch (temporary objects, cursors
-/// WITH HOLD, LISTEN, DISCARD, …): the one `UPDATE` run inside is neither,
-/// nor are SPI_connect / SPI_prepare / SPI_keepplan / SPI_execute_plan /
-/// SPI_finish, which is all `Spi::connect_mut` and `touch` call.
+/// WITH HOLD, the PREPARE / DEALLOCATE / CLOSE / DISCARD / LISTEN utility
+/// commands, …): the one `UPDATE` run inside is none of them, nor are
+/// SPI_connect / SPI_prepare / SPI_keepplan / SPI_execute_plan / SPI_finish
+/// (C calls, not utility commands), which is all `Spi::connect_mut`,
+/// `prepare_mut(…).keep()` and `update` call.
 ///
 /// Drop restores on every path out of the scope: return, early return and
 /// unwinding (pgrx turns an ERROR raised inside SPI into a Rust panic that
