@@ -98,6 +98,35 @@ fn bootstrap_needs_an_environment_once_environments_are_defined() {
 }
 
 #[test]
+fn bootstrap_needs_the_admin_scopes_registered_once_a_scope_registry_exists() {
+    let env = Env::new();
+    env.db
+        .connect()
+        .batch_execute("SELECT api_keys.api_key_scope_define('read')")
+        .unwrap();
+    let o = cli(&env, &["bootstrap"], None);
+    code(&o, 1);
+    assert!(stderr(&o).contains("unknown_scope"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("api_key_scope_define('keys:verify')"),
+        "{}",
+        stderr(&o)
+    );
+    env.db
+        .connect()
+        .batch_execute(
+            "SELECT api_keys.api_key_scope_define('keys:read'); \
+             SELECT api_keys.api_key_scope_define('keys:write'); \
+             SELECT api_keys.api_key_scope_define('keys:verify');",
+        )
+        .unwrap();
+    let o = cli(&env, &["bootstrap"], None);
+    code(&o, 0);
+    let token = stdout(&o).trim().to_owned();
+    assert_eq!(verify_sql(&env, &token, &["keys:write"]).0, "valid");
+}
+
+#[test]
 fn keys_issue_list_get_update_revoke_verify() {
     let env = Env::new();
     let o = cli(

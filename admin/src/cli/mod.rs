@@ -188,9 +188,31 @@ async fn run_bootstrap(database_url: &str, args: BootstrapArgs) -> Result<(), Fa
              name => $3::text, scopes => $4::text[], environment => $5::text, expires_in => $6::text))",
         &[&ADMIN_OWNER_TYPE, &args.owner_id, &args.name, &scopes, &args.environment, &args.expires_in],
     )
-    .await?;
+    .await
+    .map_err(bootstrap_hint)?;
     print_issued(&issued, args.json);
     Ok(())
+}
+
+/// What an operator does about the refusals a fresh admin key meets once
+/// the database is configured.
+fn bootstrap_hint(failure: Failure) -> Failure {
+    let Failure::Refused(message) = failure else {
+        return failure;
+    };
+    let hint = match reason_of(&message) {
+        Some("unknown_scope") => {
+            "hint: a scope registry exists; register the admin scopes first: \
+             SELECT api_keys.api_key_scope_define('keys:read'); \
+             SELECT api_keys.api_key_scope_define('keys:write'); \
+             SELECT api_keys.api_key_scope_define('keys:verify');"
+        }
+        Some("unknown_environment") => {
+            "hint: environments are defined; every new key needs one: --environment <name>"
+        }
+        _ => return Failure::Refused(message),
+    };
+    Failure::Refused(format!("{message}\n{hint}"))
 }
 
 pub async fn keys(database_url: &str, command: KeysCommand) -> ExitCode {
