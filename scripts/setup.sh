@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer curl)
 PGRX_VERSION=0.18.1
 
 # 1. Debian packages.
@@ -52,4 +52,16 @@ else
   python3 -m pip install --quiet 'psycopg[binary]' ||
     python3 -m pip install --quiet --break-system-packages 'psycopg[binary]'
   python3 -c 'import psycopg' || die "psycopg is still not importable by $(command -v python3)"
+fi
+
+# 5. schemathesis (PyPI) for the admin service's OpenAPI test, in its own
+# virtualenv so that no system Python is touched.
+VENV=${API_KEYS_VENV:-/opt/api-keys-venv}
+if [[ -x $VENV/bin/schemathesis ]] && "$VENV/bin/schemathesis" --version >/dev/null 2>&1; then
+  log "schemathesis present ($VENV)"
+else
+  log "installing schemathesis into $VENV (PyPI)"
+  as_root python3 -m venv "$VENV"
+  as_root "$VENV/bin/pip" install --quiet schemathesis
+  "$VENV/bin/schemathesis" --version >/dev/null || die "schemathesis did not install into $VENV"
 fi

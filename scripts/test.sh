@@ -87,7 +87,13 @@ export API_KEYS_TEST_PGBIN=$PG_BIN
 # 3. Integration tests.
 stage cargo test --no-fail-fast -p api-keys-tests -- --test-threads=8
 
-# 4. Hook for later stages: every executable tests/run-*.sh, in name order,
+# 4. The admin HTTP service against the same cluster (its tests start the
+# service on 127.0.0.1:0, connected as a LOGIN role granted api_keys_admin),
+# with schemathesis against its OpenAPI document.
+stage env API_KEYS_SCHEMATHESIS="${API_KEYS_VENV:-/opt/api-keys-venv}/bin/schemathesis" \
+  cargo test --no-fail-fast -p api-keys-admin -- --test-threads=4
+
+# 5. Hook for later stages: every executable tests/run-*.sh, in name order,
 # with the API_KEYS_TEST_* variables above. Lines they print in cargo's
 # `test result: ok. N passed; M failed; ...` form count in the summary.
 for extra in tests/run-*.sh; do
