@@ -174,23 +174,38 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL)
+-- Newest first; keyset pagination: `before_id` names the last key of the
+-- previous page (of this owner), `limit` the page size (NULL = all).
+CREATE OR REPLACE FUNCTION api_keys.api_key_list(owner_type text, owner_id text, status text DEFAULT NULL, key_type text DEFAULT NULL,
+                                      "limit" integer DEFAULT NULL, before_id uuid DEFAULT NULL)
 RETURNS SETOF api_keys.key_info LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
     statuses text[];
+    after_created timestamptz;
+    after_id uuid;
 BEGIN
     PERFORM api_keys._text_check('owner_type, owner_id, status or key_type', owner_type, owner_id, status, key_type);
     PERFORM api_keys._check_owner(owner_type, owner_id);
-    statuses := api_keys._status_filter(status);
+    statuses := api_keys._list_filter(status, "limit");
     PERFORM api_keys._check_targets(key_type,
         EXISTS (SELECT 1 FROM api_keys.key_types kt WHERE kt.name = api_key_list.key_type), NULL, false, false);
+    IF before_id IS NOT NULL THEN
+        SELECT k.created_at, k.id INTO after_created, after_id FROM api_keys.keys k
+         WHERE k.id = api_key_list.before_id
+           AND k.owner_type = api_key_list.owner_type AND k.owner_id = api_key_list.owner_id;
+        IF NOT FOUND THEN
+            PERFORM api_keys._raise('key_not_found', format('no key with id %s among the keys of this owner', before_id));
+        END IF;
+    END IF;
     RETURN QUERY
         SELECT i.* FROM api_keys.key_infos i
          WHERE i.owner_type = api_key_list.owner_type AND i.owner_id = api_key_list.owner_id
            AND (api_key_list.key_type IS NULL OR i.key_type = api_key_list.key_type)
            AND i.status = ANY (statuses)
-         ORDER BY i.created_at DESC, i.id DESC;
+           AND (after_id IS NULL OR (i.created_at, i.id) < (after_created, after_id))
+         ORDER BY i.created_at DESC, i.id DESC
+         LIMIT api_key_list."limit";
 END
 $$;
 
@@ -579,8 +594,8 @@ COMMENT ON FUNCTION api_keys.api_key_issue(text, text, text, text[], text, text,
 COMMENT ON FUNCTION api_keys.api_key_verify(text, text[], text) IS
     'Verifies a token: code malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope or valid. Never raises for any token text.';
 COMMENT ON FUNCTION api_keys.api_key_get(uuid) IS 'One key''s key_info; key_not_found if unknown.';
-COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text) IS
-    'An owner''s keys, newest first; status filter active, inactive, expired or revoked.';
+COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text, integer, uuid) IS
+    'An owner''s keys, newest first; status filter active, inactive, expired or revoked; keyset pages by limit and before_id.';
 COMMENT ON FUNCTION api_keys.api_key_revoke(uuid) IS
     'Revokes an active key: true if it was active, false if already revoked or expired.';
 COMMENT ON FUNCTION api_keys.api_key_revoke_all(text, text) IS
@@ -648,6 +663,6 @@ COMMENT ON FUNCTION api_keys._environment_check(text, text, text) IS 'Internal: 
 COMMENT ON FUNCTION api_keys._scope_check(text, text, boolean) IS 'Internal: checks a scope definition; the name to store.';
 COMMENT ON FUNCTION api_keys._owner_policy_check(text, integer, text[], text[]) IS 'Internal: checks an owner policy; the default scopes to store.';
 COMMENT ON FUNCTION api_keys._key_status(timestamptz, timestamptz, timestamptz) IS 'Internal: a key''s status word: revoked, expired or active.';
-COMMENT ON FUNCTION api_keys._status_filter(text) IS 'Internal: the statuses api_key_list keeps for a status filter.';
+COMMENT ON FUNCTION api_keys._list_filter(text, integer) IS 'Internal: the statuses api_key_list keeps for a status filter; checks the page limit.';
 COMMENT ON FUNCTION api_keys._revocable(boolean) IS 'Internal: whether a key is revocable (untyped keys are).';
 COMMENT ON FUNCTION api_keys._auth_refusal(text) IS 'Internal: PT401/PT403 and message for an authentication outcome.';

@@ -34,10 +34,17 @@ impl KeyStatus {
     }
 }
 
-/// The statuses `api_key_list(…, status)` keeps: `active`, `inactive`
-/// (expired or revoked), `expired`, `revoked`, or all for NULL.
-pub fn list_filter(status: Option<&str>) -> Result<&'static [KeyStatus], RuleError> {
+/// The statuses `api_key_list(…, status, limit)` keeps: `active`,
+/// `inactive` (expired or revoked), `expired`, `revoked`, or all for NULL;
+/// a page `limit` is NULL (all) or at least 0.
+pub fn list_filter(
+    status: Option<&str>,
+    limit: Option<i32>,
+) -> Result<&'static [KeyStatus], RuleError> {
     use KeyStatus::*;
+    if limit.is_some_and(|n| n < 0) {
+        return Err(RuleError::invalid("limit must be NULL or >= 0"));
+    }
     match status {
         None => Ok(&[Active, Expired, Revoked]),
         Some("active") => Ok(&[Active]),
@@ -65,12 +72,14 @@ mod tests {
 
     #[test]
     fn the_list_filter_knows_four_words() {
-        assert_eq!(list_filter(None).unwrap().len(), 3);
+        assert_eq!(list_filter(None, None).unwrap().len(), 3);
         assert_eq!(
-            list_filter(Some("inactive")).unwrap(),
+            list_filter(Some("inactive"), Some(10)).unwrap(),
             &[KeyStatus::Expired, KeyStatus::Revoked]
         );
-        assert!(list_filter(Some("Active")).is_err());
-        assert!(list_filter(Some("")).is_err());
+        assert!(list_filter(Some("Active"), None).is_err());
+        assert!(list_filter(Some(""), None).is_err());
+        assert!(list_filter(None, Some(0)).is_ok());
+        assert!(list_filter(None, Some(-1)).is_err());
     }
 }

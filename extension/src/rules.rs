@@ -389,12 +389,13 @@ fn _key_status(
     .as_str()
 }
 
-/// The status words `api_key_list(…, status)` keeps; invalid_argument for
-/// anything but active, inactive, expired, revoked or NULL.
+/// The status words `api_key_list(…, status, limit)` keeps;
+/// invalid_argument for a status other than active, inactive, expired,
+/// revoked or NULL, and for a negative limit.
 #[pg_extern(immutable, security_definer)]
 #[search_path(pg_catalog, api_keys, pg_temp)]
-fn _status_filter(status: Option<&str>) -> Vec<&'static str> {
-    status::list_filter(status)
+fn _list_filter(status: Option<&str>, limit: Option<i32>) -> Vec<&'static str> {
+    status::list_filter(status, limit)
         .or_raise()
         .iter()
         .map(|s| s.as_str())

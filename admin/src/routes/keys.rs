@@ -81,17 +81,12 @@ pub struct ListQuery {
     before_id: Option<Uuid>,
 }
 
-/// Keyset pagination in the list order (`created_at DESC, id DESC`), after
-/// the position of `before_id`; one row more than asked tells whether there
-/// is a next page.
+/// One page in the list order (`created_at DESC, id DESC`) after the key
+/// `before_id`, by the extension's keyset pagination; one row more than
+/// asked tells whether there is a next page.
 const LIST_PAGE: &str = "\
     (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k.created_at DESC, k.id DESC), '[]'::jsonb) \
-       FROM (SELECT l.* FROM api_keys.api_key_list($3::text, $4::text, $5::text, $6::text) l \
-              WHERE CASE WHEN $7::uuid IS NULL THEN true \
-                         ELSE (l.created_at, l.id) < \
-                              (SELECT b.created_at, b.id FROM api_keys.api_key_get($7::uuid) b) END \
-              ORDER BY l.created_at DESC, l.id DESC \
-              LIMIT $8::bigint) k)";
+       FROM api_keys.api_key_list($3::text, $4::text, $5::text, $6::text, $8::integer, $7::uuid) k)";
 
 async fn list(
     State(state): State<AppState>,
@@ -104,7 +99,8 @@ async fn list(
             "limit must be between 1 and {LIST_LIMIT_MAX}"
         )));
     }
-    let fetch = limit + 1;
+    // at most LIST_LIMIT_MAX + 1: fits an integer
+    let fetch = (limit + 1) as i32;
     let page = caller
         .run(
             &state,
