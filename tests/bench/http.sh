@@ -69,7 +69,8 @@ code=$(curl -s -o "$WORK/answer" -w '%{http_code}' -X POST -H "Authorization: Be
 [[ $code == 200 ]] && grep -q '"code":"valid"' "$WORK/answer" || die "POST /v1/verify answered $code: $(cat "$WORK/answer")"
 
 echo "SELECT * FROM api_keys.api_key_verify('$USER_TOKEN', ARRAY['read']);" >"$WORK/verify.sql"
-echo "SELECT v.code, (SELECT to_jsonb(w) FROM api_keys.api_key_verify('$USER_TOKEN', ARRAY['read']) w) FROM api_keys.api_key_verify('$ADMIN_TOKEN', ARRAY['keys:verify']) v;" >"$WORK/service.sql"
+# (pgbench would read the ':verify' of 'keys:verify' as a variable: E'\x3a' is the colon)
+echo "SELECT v.code, (SELECT to_jsonb(w) FROM api_keys.api_key_verify('$USER_TOKEN', ARRAY['read']) w) FROM api_keys.api_key_verify('$ADMIN_TOKEN', ARRAY[E'keys\\x3averify']) v;" >"$WORK/service.sql"
 
 tps() {
   command pgbench -n -M prepared -c "$1" -j 2 -T "$SECS" -f "$2" "postgresql://bench_service@127.0.0.1:$PORT/bench" 2>/dev/null |
