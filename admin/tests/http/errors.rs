@@ -105,22 +105,53 @@ fn an_oversized_body_is_refused_with_413() {
         svc.post("/v1/keys", &admin, &big)
             .await
             .assert_error(413, "invalid_argument");
-        // Without a length (chunked), cut off while reading.
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            (0..100).map(|_| Ok(vec![b' '; 1024])).collect();
-        let resp = svc
-            .http
-            .post(svc.url("/v1/keys"))
-            .bearer_auth(&admin)
-            .header("content-type", "application/json")
-            .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
-            .send()
-            .await
-            .unwrap();
-        common::answer(resp)
-            .await
-            .assert_error(413, "invalid_argument");
+        // Without a length (chunked), cut off while reading. The service
+        // answers 413 and closes as soon as the limit is passed, so the
+        // client may still be writing and see a broken pipe or a reset
+        // instead of the answer: that race is retried, any other outcome
+        // fails at once, and one 413 must come through.
+        let mut refused = false;
+        for _ in 0..10 {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                (0..100).map(|_| Ok(vec![b' '; 1024])).collect();
+            let sent = svc
+                .http
+                .post(svc.url("/v1/keys"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => {
+                    common::answer(resp)
+                        .await
+                        .assert_error(413, "invalid_argument");
+                    refused = true;
+                    break;
+                }
+                Err(e) if closed_while_sending(&e) => continue,
+                Err(e) => panic!("chunked oversized body: {e:?}"),
+            }
+        }
+        assert!(refused, "no 413 came back in 10 tries");
     });
+}
+
+/// Whether a request failed because the server closed the connection while
+/// the body was still being written (EPIPE or a reset).
+fn closed_while_sending(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            );
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn futures_stream(
