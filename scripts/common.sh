@@ -6,9 +6,30 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT
 
 # PostgreSQL 15 as packaged by Debian.
-PG_BIN=${API_KEYS_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=/usr/bin/pg_config
-export PG_BIN PG_CONFIG
+PKGLIBDIR=/usr/lib/postgresql/15/lib
+EXTDIR=/usr/share/postgresql/15/extension
+PG_BIN=${API_KEYS_PG_BIN:-/usr/lib/postgresql/15/bin}
+# API_KEYS_PG_ROOT=/some/dir: use a private, relocated copy of Debian's
+# PostgreSQL 15 under that directory instead of the system one, so that several
+# checkouts can build, install and test side by side without overwriting each
+# other's api_keys.so (PostgreSQL finds lib/ and share/ relative to its binary).
+if [[ -n ${API_KEYS_PG_ROOT:-} ]]; then
+  PG_BIN=$API_KEYS_PG_ROOT/usr/lib/postgresql/15/bin
+  PKGLIBDIR=$API_KEYS_PG_ROOT/usr/lib/postgresql/15/lib
+  EXTDIR=$API_KEYS_PG_ROOT/usr/share/postgresql/15/extension
+fi
+export PG_BIN PG_CONFIG PKGLIBDIR EXTDIR
+
+# Make the private copy of API_KEYS_PG_ROOT when it is missing.
+ensure_pg_root() {
+  [[ -n ${API_KEYS_PG_ROOT:-} ]] || return 0
+  [[ -x $PG_BIN/postgres ]] && return 0
+  mkdir -p "$API_KEYS_PG_ROOT/usr/lib/postgresql" "$API_KEYS_PG_ROOT/usr/share/postgresql"
+  cp -a /usr/lib/postgresql/15 "$API_KEYS_PG_ROOT/usr/lib/postgresql/"
+  cp -a /usr/share/postgresql/15 "$API_KEYS_PG_ROOT/usr/share/postgresql/"
+  chmod -R a+rX "$API_KEYS_PG_ROOT"
+}
 
 # pgrx reads $USER and panics when it is unset (as it is under CI).
 export USER=${USER:-$(id -un)}

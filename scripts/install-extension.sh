@@ -7,9 +7,17 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+cd "$ROOT/extension"
+if [[ -n ${API_KEYS_PG_ROOT:-} ]]; then
+  # a private copy (see common.sh): package into it instead of /usr
+  ensure_pg_root
+  log "cargo pgrx package --pg-config $PG_CONFIG --out-dir $API_KEYS_PG_ROOT"
+  cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$API_KEYS_PG_ROOT"
+  exit 0
+fi
+
 args=(--release --pg-config "$PG_CONFIG")
 [[ $EUID -eq 0 ]] || args+=(--sudo)   # system directories need root
 
 log "cargo pgrx install ${args[*]}"
-cd "$ROOT/extension"
 cargo pgrx install "${args[@]}"

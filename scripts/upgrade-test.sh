@@ -37,8 +37,6 @@ CACHE=$CACHE_ROOT/$OLD_COMMIT
 SQL=$ROOT/tests/upgrade
 LIB_WAIT_SECONDS=${API_KEYS_UPGRADE_LIB_WAIT:-600}
 
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-EXTDIR=$("$PG_CONFIG" --sharedir)/extension
 SYSTEM_SO=$PKGLIBDIR/api_keys.so
 OLD_SQL_NAME=api_keys--$OLD_VERSION.sql
 
