@@ -11,6 +11,7 @@ mod raise;
 mod rules;
 mod text;
 mod tokens;
+mod unguarded;
 mod usage;
 mod verify;
 
