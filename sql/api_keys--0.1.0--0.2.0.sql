@@ -169,11 +169,48 @@ SET search_path TO pg_catalog, api_keys, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_auth_refusal_wrapper';
 
+CREATE FUNCTION api_keys._rotate_plan(
+	"key_id" uuid,
+	"revocable" bool,
+	"revoked" bool,
+	"created_at" timestamp with time zone,
+	"expires_at" timestamp with time zone,
+	"replaced_by" uuid,
+	"display_prefix" TEXT,
+	"imported" bool,
+	"grace" interval,
+	"expires_in" TEXT,
+	"now" timestamp with time zone
+) RETURNS TABLE (
+	"new_expires_at" timestamp with time zone,
+	"revoke_old" bool,
+	"old_expires_at" timestamp with time zone,
+	"untyped_head" TEXT
+)
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_rotate_plan_wrapper';
+
 -- Views, functions whose body or binding changed: core decides each rule,
 -- text that is not UTF-8 is refused before any Rust helper sees it,
 -- operators are written without relying on search_path, key_info scopes are
 -- the effective ones, concurrent defines map to invalid_argument, and the
 -- never-raise functions read their arguments without pgrx's conversion.
+
+-- 0.2.0's key columns (MFA flag, rotation, import) and their key_info
+-- attributes, at the end as a fresh install has them. The views select
+-- k.*, so they are dropped and made again over the new columns.
+DROP VIEW api_keys.key_infos;
+DROP VIEW api_keys.key_statuses;
+ALTER TABLE api_keys.keys
+    ADD COLUMN mfa boolean NOT NULL DEFAULT false,
+    ADD COLUMN replaced_by uuid,
+    ADD COLUMN imported boolean NOT NULL DEFAULT false;
+ALTER TYPE api_keys.key_info
+    ADD ATTRIBUTE mfa boolean,
+    ADD ATTRIBUTE replaced_by uuid,
+    ADD ATTRIBUTE imported boolean;
 
 -- Key status and revocability are core's rules (_key_status, _revocable);
 -- these views apply them once for every SQL function. Views, so the planner
@@ -190,7 +227,8 @@ SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
        CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
        api_keys._scopes_effective(k.scopes, t.permissions) AS scopes, k.metadata, k.status,
        api_keys._revocable(t.revocable) AS revocable,
-       k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
+       k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count,
+       k.mfa, k.replaced_by, k.imported
   FROM api_keys.key_statuses k
   LEFT JOIN api_keys.key_types t ON t.name = k.key_type;
 
@@ -377,6 +415,50 @@ BEGIN
     PERFORM api_keys._audit('update', key_id, k.owner_type, k.owner_id,
         jsonb_build_object('changed', to_jsonb(plan.changed), 'name', plan.name, 'scopes', to_jsonb(plan.scopes)));
     RETURN api_keys.api_key_get(key_id);
+END
+$$;
+
+-- Locks the key, lets core decide (_rotate_plan), issues the replacement
+-- (exempt from limits: once the grace ends the owner has as many active
+-- keys as before) and retires the old key. A concurrent rotation of the
+-- same key waits for the lock, then finds replaced_by set: invalid_argument.
+CREATE OR REPLACE FUNCTION api_keys.api_key_rotate(key_id uuid, grace interval DEFAULT '0 seconds', expires_in text DEFAULT NULL)
+RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    k api_keys.keys;
+    t api_keys.key_types;
+    segment text;
+    plan record;
+    tok record;
+    new_id uuid;
+    now_ts timestamptz := now();
+BEGIN
+    PERFORM api_keys._text_check('expires_in', expires_in);
+    k := api_keys._lock_key(key_id);
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = k.key_type;
+    SELECT * INTO plan FROM api_keys._rotate_plan(k.id, api_keys._revocable(t.revocable), k.revoked_at IS NOT NULL,
+        k.created_at, k.expires_at, k.replaced_by, k.display_prefix, k.imported, grace, expires_in, now_ts);
+    SELECT e.prefix_segment INTO segment FROM api_keys.environments e WHERE e.name = k.environment;
+    SELECT * INTO tok FROM api_keys._token_new(coalesce(t.prefix, plan.untyped_head, api_keys._token_prefix()), segment);
+    new_id := api_keys._key_id_new();
+    INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
+                               display_prefix, last4, scopes, metadata, created_at, expires_at, mfa)
+    VALUES (new_id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment, tok.token_hash,
+            tok.display_prefix, tok.last4, k.scopes, k.metadata, now_ts, plan.new_expires_at, k.mfa);
+    UPDATE api_keys.keys kk
+       SET replaced_by = new_id,
+           revoked_at = CASE WHEN plan.revoke_old THEN now_ts ELSE kk.revoked_at END,
+           expires_at = plan.old_expires_at
+     WHERE kk.id = k.id;
+    PERFORM api_keys._audit('rotate', k.id, k.owner_type, k.owner_id,
+        jsonb_build_object('replaced_by', new_id, 'revoked', plan.revoke_old, 'expires_at', plan.old_expires_at));
+    PERFORM api_keys._audit('issue', new_id, k.owner_type, k.owner_id,
+        jsonb_build_object('name', k.name, 'key_type', k.key_type, 'environment', k.environment,
+                           'scopes', to_jsonb(k.scopes), 'expires_at', plan.new_expires_at,
+                           'rotated_from', k.id));
+    RETURN ROW(new_id, tok.token, tok.masked_token, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
+               api_keys._scopes_effective(k.scopes, t.permissions), plan.new_expires_at, now_ts)::api_keys.issued_key;
 END
 $$;
 
@@ -690,3 +772,6 @@ COMMENT ON FUNCTION api_keys._auth_refusal(text) IS 'Internal: PT401/PT403 and m
 COMMENT ON FUNCTION api_keys._list_filter(text, integer) IS 'Internal: the statuses api_key_list keeps for a status filter; checks the page limit.';
 COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text, integer, uuid) IS
     'An owner''s keys, newest first; status filter active, inactive, expired or revoked; keyset pages by limit and before_id.';
+COMMENT ON FUNCTION api_keys.api_key_rotate(uuid, interval, text) IS
+    'Issues a replacement for an active key (same owner, name, type, environment, scopes, metadata, mfa flag); the old key stays valid for the grace period (0 = revoked now) and names the new one in replaced_by.';
+COMMENT ON FUNCTION api_keys._rotate_plan(uuid, boolean, boolean, timestamptz, timestamptz, uuid, text, boolean, interval, text, timestamptz) IS 'Internal: core''s decision for rotate (new expiry, old key revoked or expiring, prefix head).';

@@ -117,7 +117,13 @@ CREATE TABLE api_keys.keys (
     expires_at     timestamptz,
     revoked_at     timestamptz,
     last_used_at   timestamptz,
-    requests_count bigint NOT NULL DEFAULT 0
+    requests_count bigint NOT NULL DEFAULT 0,
+    -- 0.2.0 (at the end, where ALTER TABLE … ADD COLUMN puts them):
+    -- the key's MFA flag, the key a rotation issued for it, and whether it
+    -- was imported from a digest (api_key_import).
+    mfa            boolean NOT NULL DEFAULT false,
+    replaced_by    uuid,
+    imported       boolean NOT NULL DEFAULT false
 );
 CREATE INDEX keys_owner_idx ON api_keys.keys (owner_type, owner_id, created_at DESC, id DESC);
 
@@ -180,7 +186,10 @@ CREATE TYPE api_keys.key_info AS (
     expires_at     timestamptz,
     revoked_at     timestamptz,
     last_used_at   timestamptz,
-    requests_count bigint
+    requests_count bigint,
+    mfa            boolean,
+    replaced_by    uuid,
+    imported       boolean
 );
 
 -- Extension tables are left out of pg_dump unless registered: without this a

@@ -101,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .on_failure(());
     Router::new()
         .merge(routes::keys::router())
+        .merge(routes::lifecycle::router())
         .merge(routes::owners::router())
         .merge(routes::verify::router())
         .merge(routes::presets::router())

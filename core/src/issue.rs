@@ -9,7 +9,7 @@ use crate::expiry::{truncate, ExpiresIn};
 use crate::scopes::{self, RegisteredScope};
 
 /// Microseconds in a day, for Postgres timestamps (µs since 2000-01-01).
-const DAY_MICROS: i64 = 86_400 * 1_000_000;
+pub(crate) const DAY_MICROS: i64 = 86_400 * 1_000_000;
 
 /// A key type as stored.
 #[derive(Debug, Clone, Copy)]

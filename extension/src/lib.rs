@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 
 mod auth;
 mod guc;
+mod lifecycle;
 mod lookup;
 mod raise;
 mod rules;

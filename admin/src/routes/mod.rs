@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod owners;

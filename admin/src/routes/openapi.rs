@@ -106,7 +106,7 @@ fn schemas() -> Value {
         "required": ["id", "owner_type", "owner_id", "name", "key_type", "environment",
                      "masked_token", "viewable_token", "scopes", "metadata", "status",
                      "revocable", "created_at", "expires_at", "revoked_at", "last_used_at",
-                     "requests_count"],
+                     "requests_count", "mfa", "replaced_by", "imported"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
             "owner_type": {"type": "string"},
@@ -124,7 +124,10 @@ fn schemas() -> Value {
             "expires_at": nullable_format("string", "date-time"),
             "revoked_at": nullable_format("string", "date-time"),
             "last_used_at": nullable_format("string", "date-time"),
-            "requests_count": {"type": "integer"}
+            "requests_count": {"type": "integer"},
+            "mfa": {"type": "boolean", "description": "Verify asks for an OTP when a sensitive scope is required (0.2.0)."},
+            "replaced_by": {"type": ["string", "null"], "format": "uuid", "description": "The key a rotation issued for this one (0.2.0)."},
+            "imported": {"type": "boolean", "description": "Imported from a digest by api_key_import (0.2.0)."}
         }
     });
     json!({
@@ -194,6 +197,15 @@ fn schemas() -> Value {
                 "name": nullable("string"),
                 "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
                 "metadata": {"type": ["object", "null"]}
+            }
+        },
+        "RotateRequest": {
+            "type": "object",
+            "description": "grace_seconds: how long the old key stays valid (absent or 0 = revoked now; at most 90 days). expires_in: the replacement's expiry (default: the old key's lifetime length from now).",
+            "additionalProperties": false,
+            "properties": {
+                "grace_seconds": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295u64},
+                "expires_in": {"type": ["string", "null"], "description": "`no_expiration`, `7_days`, `30_days`, `60_days`, `90_days`, `1_year` or `N_days`."}
             }
         },
         "RevokeResult": {
@@ -315,6 +327,10 @@ pub fn document() -> Value {
             "/v1/keys/{id}/revoke": {
                 "post": operation("revokeKey", "Revoke a key (api_key_revoke)", "keys:write", json!([key_id]), None,
                     protected(json!({"200": ok("Whether it was revoked now, and the key.", "RevokeResult")}), &["404"])),
+            },
+            "/v1/keys/{id}/rotate": {
+                "post": operation("rotateKey", "Rotate a key: a replacement, the old key valid for the grace period (api_key_rotate)", "keys:write", json!([key_id.clone()]), Some("RotateRequest"),
+                    protected(json!({"201": ok("The replacement, token included (shown once).", "IssuedKey")}), &["404", "413"])),
             },
             "/v1/owners/{owner_type}/{owner_id}/revoke_all": {
                 "post": operation("revokeAllKeys", "Revoke every active revocable key of an owner (api_key_revoke_all)", "keys:write", owner.clone(), None,
