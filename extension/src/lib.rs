@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 
 mod auth;
 mod guc;
+mod legacy;
 mod lifecycle;
 mod lookup;
 mod raise;

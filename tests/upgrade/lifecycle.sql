@@ -1,7 +1,7 @@
 -- Upgrade stage, check (e): keys issued under 0.1.0 rotate after the
 -- update (with a grace: both tokens verify, the old one names its
 -- replacement; without: the old one is revoked at once; a non-revocable
--- one is refused). Runs after checks (a) and (b), in a transaction that is
+-- one is refused), and keys are imported beside them. Runs after checks (a) and (b), in a transaction that is
 -- rolled back. Prints one line per failure, nothing when all is well.
 \set ON_ERROR_STOP 1
 BEGIN;
@@ -45,6 +45,28 @@ EXCEPTION WHEN insufficient_privilege THEN
     NULL;
 END
 $$;
+
+-- import beside the 0.1.0 keys: a legacy prefix and an imported digest;
+-- the old tokens answer as before, the imported one verifies.
+DO $$
+BEGIN
+    PERFORM api_keys.api_key_legacy_prefix_define('gem_');
+    PERFORM api_keys.api_key_import('org', 'acme', pg_catalog.sha256('gem_imported_secret'::bytea), 'gem', 'cret',
+                                    name => 'from the gem', environment => 'live', scopes => ARRAY['charges:read']);
+END
+$$;
+INSERT INTO failures
+SELECT format('import: the imported token answers %s', v.code)
+  FROM api_keys.api_key_verify('gem_imported_secret', ARRAY['charges:read']) v
+ WHERE v.code <> 'valid' OR v.owner_id IS DISTINCT FROM 'acme';
+INSERT INTO failures
+SELECT format('import: %s answers %s now, %s before the update', b.token_label, v.code, b.code)
+  FROM upgrade_fixture.verify_before b
+  JOIN upgrade_fixture.tokens t ON t.label = b.token_label
+  JOIN upgrade_fixture.verify_args a ON a.args_id = b.args_id,
+       LATERAL api_keys.api_key_verify(t.token, a.required_scopes, a.environment) v
+ WHERE NOT b.strict AND t.label NOT IN (SELECT label FROM rotated) AND t.label <> 'purged'
+   AND v.code IS DISTINCT FROM b.code;
 
 SELECT line FROM failures ORDER BY 1;
 ROLLBACK;

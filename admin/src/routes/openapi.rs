@@ -208,6 +208,29 @@ fn schemas() -> Value {
                 "expires_in": {"type": ["string", "null"], "description": "`no_expiration`, `7_days`, `30_days`, `60_days`, `90_days`, `1_year` or `N_days`."}
             }
         },
+        "ImportRequest": {
+            "type": "object",
+            "description": "The named arguments of api_keys.api_key_import; token_sha256 is the SHA-256 of the whole token as 64 hex digits.",
+            "required": ["owner_type", "owner_id", "token_sha256", "display_prefix", "last4"],
+            "additionalProperties": false,
+            "properties": {
+                "owner_type": {"type": "string"},
+                "owner_id": {"type": "string"},
+                "token_sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                "display_prefix": {"type": "string"},
+                "last4": {"type": "string"},
+                "name": nullable("string"),
+                "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
+                "key_type": nullable("string"),
+                "environment": nullable("string"),
+                "expires_at": nullable_format("string", "date-time"),
+                "created_at": nullable_format("string", "date-time"),
+                "revoked_at": nullable_format("string", "date-time"),
+                "last_used_at": nullable_format("string", "date-time"),
+                "requests_count": {"type": ["integer", "null"], "minimum": 0},
+                "metadata": {"type": ["object", "null"]}
+            }
+        },
         "RevokeResult": {
             "type": "object",
             "required": ["revoked", "key"],
@@ -327,6 +350,10 @@ pub fn document() -> Value {
             "/v1/keys/{id}/revoke": {
                 "post": operation("revokeKey", "Revoke a key (api_key_revoke)", "keys:write", json!([key_id]), None,
                     protected(json!({"200": ok("Whether it was revoked now, and the key.", "RevokeResult")}), &["404"])),
+            },
+            "/v1/keys/import": {
+                "post": operation("importKey", "Import a key whose plaintext is unknown, from its SHA-256 (api_key_import)", "keys:write", json!([]), Some("ImportRequest"),
+                    protected(json!({"201": ok("The imported key.", "KeyInfo")}), &["413"])),
             },
             "/v1/keys/{id}/rotate": {
                 "post": operation("rotateKey", "Rotate a key: a replacement, the old key valid for the grace period (api_key_rotate)", "keys:write", json!([key_id.clone()]), Some("RotateRequest"),

@@ -1,4 +1,4 @@
-//! Lifecycle routes (0.2.0): rotate.
+//! Lifecycle routes (0.2.0): rotate, import.
 
 use reqwest::Method;
 use serde_json::json;
@@ -111,5 +111,104 @@ fn rotate_refusals_map_to_the_spec_statuses() {
         // nothing was rotated by any refusal
         let k = svc.get(&format!("/v1/keys/{id}"), &admin).await;
         assert_eq!(k.assert_ok(200)["replaced_by"], json!(null));
+    });
+}
+
+fn sha256_hex(token: &str) -> String {
+    api_keys_core::token::TokenHash::of(token)
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn import_answers_201_with_key_info_and_the_old_token_verifies() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.sql("SELECT api_keys.api_key_legacy_prefix_define('gem_')")
+            .await;
+        let body = json!({"owner_type": "user", "owner_id": "3", "token_sha256": sha256_hex("gem_s3cret").to_uppercase(),
+                          "display_prefix": "gem_", "last4": "cret", "name": "from the gem",
+                          "scopes": ["read"], "created_at": "2024-01-02T03:04:05Z",
+                          "last_used_at": "2025-01-01T00:00:00Z", "requests_count": 12,
+                          "metadata": {"from": "gem"}});
+        let a = svc.post("/v1/keys/import", &admin, &body).await;
+        let k = a.assert_ok(201);
+        assert_eq!(k["masked_token"], "gem_••••cret");
+        assert_eq!(k["imported"], true);
+        assert_eq!(k["requests_count"], 12);
+        assert_eq!(k["status"], "active");
+        assert!(k["created_at"].as_str().unwrap().starts_with("2024-01-02"));
+        let v = svc
+            .post(
+                "/v1/verify",
+                &admin,
+                &json!({"token": "gem_s3cret", "required_scopes": ["read"]}),
+            )
+            .await;
+        let v = v.assert_ok(200);
+        assert_eq!(v["code"], "valid");
+        assert_eq!(v["owner_id"], "3");
+        assert_eq!(v["metadata"], json!({"from": "gem"}));
+        // the same digest again
+        svc.post("/v1/keys/import", &admin, &body)
+            .await
+            .assert_error(400, "invalid_argument");
+    });
+}
+
+#[test]
+fn import_refusals_are_400() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let good = json!({"owner_type": "user", "owner_id": "1", "token_sha256": "ab".repeat(32),
+                          "display_prefix": "old", "last4": "abcd"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = good.clone();
+            b[k] = v;
+            b
+        };
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("last4");
+        for (body, code) in [
+            (
+                with("token_sha256", json!("zz".repeat(32))),
+                "invalid_argument",
+            ),
+            (with("token_sha256", json!("abc")), "invalid_argument"),
+            (
+                with("token_sha256", json!("ab".repeat(31))),
+                "invalid_argument",
+            ),
+            (
+                with(
+                    "token_sha256",
+                    json!("$2a$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"),
+                ),
+                "invalid_argument",
+            ),
+            (with("token_sha256", json!(null)), "invalid_argument"),
+            (with("display_prefix", json!("")), "invalid_argument"),
+            (with("last4", json!("too long!")), "invalid_argument"),
+            (with("owner_id", json!("")), "invalid_argument"),
+            (with("scopes", json!("read")), "invalid_argument"),
+            (with("requests_count", json!(-1)), "invalid_argument"),
+            (with("created_at", json!("soon")), "invalid_argument"),
+            (with("color", json!("red")), "invalid_argument"),
+            (with("key_type", json!("nope")), "unknown_key_type"),
+            (with("expires_at", json!("2020-01-01T00:00:00Z")), "ok"),
+            (missing, "invalid_argument"),
+        ] {
+            let a = svc.post("/v1/keys/import", &admin, &body).await;
+            if code == "ok" {
+                a.assert_ok(201);
+            } else {
+                a.assert_error(400, code);
+            }
+        }
+        svc.call_raw(Method::POST, "/v1/keys/import", &admin, "{not json")
+            .await
+            .assert_error(400, "invalid_argument");
     });
 }

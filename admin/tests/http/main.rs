@@ -39,6 +39,15 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Option<Value>)> {
         (Method::POST, "/v1/keys/{id}/revoke", "keys:write", None),
         (
             Method::POST,
+            "/v1/keys/import",
+            "keys:write",
+            Some(
+                json!({"owner_type": "user", "owner_id": "1", "token_sha256": "00".repeat(32),
+                        "display_prefix": "old", "last4": "abcd"}),
+            ),
+        ),
+        (
+            Method::POST,
             "/v1/keys/{id}/rotate",
             "keys:write",
             Some(json!({"grace_seconds": 60})),
