@@ -6,6 +6,8 @@ use pgrx::prelude::*;
 
 mod auth;
 mod guc;
+mod legacy;
+mod lifecycle;
 mod lookup;
 mod raise;
 mod rules;

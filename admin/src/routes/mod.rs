@@ -21,6 +21,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod owners;
@@ -36,6 +37,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(keys::router())
+        .merge(lifecycle::router())
         .merge(owners::router())
         .merge(verify::router())
         .merge(presets::router())
