@@ -243,3 +243,36 @@ fn verify_answers_200_whatever_the_code() {
         assert_eq!(v["valid"], false);
     });
 }
+
+#[test]
+fn concurrent_verifies_share_connections_and_a_revocation_is_in_force_at_its_commit() {
+    run(|svc| async move {
+        let admin = svc.admin(&["keys:verify"]).await;
+        let (id, token) = user_key(&svc).await;
+        let body = json!({"token": token, "required_scopes": ["read"]});
+        let burst = || {
+            futures_util::future::join_all((0..100).map(|_| svc.post("/v1/verify", &admin, &body)))
+        };
+        for a in burst().await {
+            assert_eq!(a.assert_ok(200)["code"], "valid", "{}", a.text);
+        }
+        let m = svc.http.get(svc.url("/metrics")).send().await.unwrap();
+        let text = m.text().await.unwrap();
+        let shared = api_keys_admin::state::SharedConnections::default_count().min(7);
+        assert!(
+            text.contains(&format!(
+                "api_keys_admin_pool_connections{{state=\"shared\"}} {shared}"
+            )),
+            "{text}"
+        );
+        // No verification is cached: once the revoke has committed, every
+        // verify says so, on every shared connection.
+        svc.su
+            .execute("SELECT api_keys.api_key_revoke($1)", &[&id])
+            .await
+            .unwrap();
+        for a in burst().await {
+            assert_eq!(a.assert_ok(200)["code"], "revoked", "{}", a.text);
+        }
+    });
+}
