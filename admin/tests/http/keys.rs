@@ -161,6 +161,7 @@ fn list_pages_newest_first_with_next_before_id() {
             "limit=x",
             "status=gone",
             "colour=red",
+            "before_id=not-a-uuid",
         ] {
             let a = svc
                 .get(
