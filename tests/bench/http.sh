@@ -78,6 +78,22 @@ code=$(curl -s -o "$WORK/answer" -w '%{http_code}' -X POST -H "Authorization: Be
   -H 'content-type: application/json' -d "{\"token\":\"$USER_TOKEN\",\"required_scopes\":[\"read\"]}" "http://$HTTP/v1/verify")
 [[ $code == 200 ]] && grep -q '"code":"valid"' "$WORK/answer" || die "POST /v1/verify answered $code: $(cat "$WORK/answer")"
 
+# One round trip per request: the transactions the database counts per
+# request (each statement is its own transaction; a second statement, a
+# re-prepare or a check on checkout would show as more than 1).
+xacts() { psql "$SU/bench" -tA -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
+idle=$(xacts)
+sleep 12
+before=$(xacts)
+idle=$((before - idle - 1)) # background transactions (usage flusher, autovacuum) in 12 s
+for _ in $(seq 200); do
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
+    -d "{\"token\":\"$USER_TOKEN\",\"required_scopes\":[\"read\"]}" "http://$HTTP/v1/verify"
+done
+sleep 11 # backends report their counts when idle, at the latest after 10 s
+log "database transactions per POST /v1/verify: $(awk -v a="$before" -v b="$(xacts)" -v i="$idle" \
+  'BEGIN {printf "%.3f (%d in the background per 12 s left out)", (b - a - 1 - i) / 200, i}')"
+
 echo "SELECT * FROM api_keys.api_key_verify('$USER_TOKEN', ARRAY['read']);" >"$WORK/verify.sql"
 # (pgbench would read the ':verify' of 'keys:verify' as a variable: E'\x3a' is the colon)
 echo "SELECT v.code, (SELECT to_jsonb(w) FROM api_keys.api_key_verify('$USER_TOKEN', ARRAY['read']) w) FROM api_keys.api_key_verify('$ADMIN_TOKEN', ARRAY[E'keys\\x3averify']) v;" >"$WORK/service.sql"
