@@ -21,7 +21,10 @@
 # Env: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CLIENTS ("2 16 64"),
 #      BENCH_PORT (25465), BENCH_HTTP (127.0.0.1:25466), BENCH_SKIP_INSTALL=1,
 #      BENCH_SERVE_ENV (extra environment for the service, e.g.
-#      "TOKIO_WORKER_THREADS=1 API_KEYS_SHARED_CONNECTIONS=2").
+#      "TOKIO_WORKER_THREADS=1 API_KEYS_SHARED_CONNECTIONS=2"),
+#      BENCH_BEFORE_BIN (another api-keys-admin binary, e.g. an earlier
+#      commit's: measured as kind "before" in the same rounds, on
+#      BENCH_BEFORE_HTTP, default 127.0.0.1:25467).
 set -euo pipefail
 # shellcheck source=../../scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/common.sh"
@@ -41,8 +44,11 @@ ADMIN_BIN=$ROOT/target/release/api-keys-admin
 DIR=$(mktemp -d /tmp/api-keys-httpbench.XXXXXX)
 WORK=$(mktemp -d /tmp/api-keys-httpbench-scripts.XXXXXX)
 SERVE_PID=""
+BEFORE_PID=""
+BEFORE_HTTP=${BENCH_BEFORE_HTTP:-127.0.0.1:25467}
 cleanup() {
   [[ -n $SERVE_PID ]] && kill "$SERVE_PID" 2>/dev/null || true
+  [[ -n $BEFORE_PID ]] && kill "$BEFORE_PID" 2>/dev/null || true
   bash scripts/cluster.sh stop "$DIR" >/dev/null 2>&1 || true
   as_root rm -rf "$DIR" "$WORK"
 }
@@ -64,6 +70,11 @@ USER_TOKEN=$(psql "$SU/bench" -tA -c "SELECT token FROM api_keys.api_key_issue('
 # shellcheck disable=SC2086 # BENCH_SERVE_ENV is a list of VAR=value words
 env ${BENCH_SERVE_ENV:-} "$ADMIN_BIN" serve --database-url "$SERVICE" --listen "$HTTP" >"$WORK/serve.log" 2>&1 &
 SERVE_PID=$!
+if [[ -n ${BENCH_BEFORE_BIN:-} ]]; then
+  "$BENCH_BEFORE_BIN" serve --database-url "$SERVICE" --listen "$BEFORE_HTTP" >"$WORK/before.log" 2>&1 &
+  BEFORE_PID=$!
+  for _ in $(seq 100); do curl -fsS "http://$BEFORE_HTTP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 for _ in $(seq 100); do curl -fsS "http://$HTTP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "http://$HTTP/healthz" >/dev/null
 
@@ -101,10 +112,10 @@ echo "SELECT v.code, (SELECT to_jsonb(w) FROM api_keys.api_key_verify('$USER_TOK
 POSTMASTER=$(as_root head -1 "$DIR/data/postmaster.pid")
 MEASURE=$ROOT/tests/bench/cpu_per_request.py
 RESULTS=$WORK/results
-http() {
+http() { # clients [pid address]
   local threads=$(($1 < 2 ? $1 : 2))
-  "$MEASURE" "$POSTMASTER" "$SERVE_PID" -- \
-    wrk -t "$threads" -c "$1" -d "${SECS}s" --latency -s "$WORK/verify.lua" "http://$HTTP/v1/verify"
+  "$MEASURE" "$POSTMASTER" "${2:-$SERVE_PID}" -- \
+    wrk -t "$threads" -c "$1" -d "${SECS}s" --latency -s "$WORK/verify.lua" "http://${3:-$HTTP}/v1/verify"
 }
 sql() {
   "$MEASURE" "$POSTMASTER" 0 -- \
@@ -114,13 +125,16 @@ sql() {
 log "machine: $(nproc) CPUs, $(uname -r), $(free -g | awk '/^Mem:/ {print $2 " GiB"}'); service env: ${BENCH_SERVE_ENV:-none}"
 log "$ROUNDS rounds of ${SECS}s per run, clients: $CLIENTS"
 kinds=(http sql svc)
+[[ -n $BEFORE_PID ]] && kinds+=(before)
+nk=${#kinds[@]}
 for ((round = 1; round <= ROUNDS; round++)); do
   log "round $round: $(uptime | sed 's/.*load/load/')"
   for c in $CLIENTS; do
-    for ((k = 0; k < 3; k++)); do
-      kind=${kinds[$(((k + round) % 3))]}
+    for ((k = 0; k < nk; k++)); do
+      kind=${kinds[$(((k + round) % nk))]}
       case $kind in
         http) line=$(http "$c") ;;
+        before) line=$(http "$c" "$BEFORE_PID" "$BEFORE_HTTP") ;;
         sql) line=$(sql "$c" "$WORK/verify.sql") ;;
         svc) line=$(sql "$c" "$WORK/service.sql") ;;
       esac
@@ -145,22 +159,26 @@ awk '
   }
   END {
     printf "\n%-8s %-5s %9s %13s %8s %8s %11s %12s %11s %9s\n", "clients", "kind", "rate", "spread", "p50_ms", "p99_ms", "service_us", "postgres_us", "loadgen_us", "total_us"
-    split("http sql svc", kinds, " ")
+    nk = split("http before sql svc", kinds, " ")
     nc = 0; for (c in cl) cs[++nc] = c + 0
     for (i = 2; i <= nc; i++) { t = cs[i]; for (j = i - 1; j >= 1 && cs[j] > t; j--) cs[j + 1] = cs[j]; cs[j + 1] = t }
-    for (ci = 1; ci <= nc; ci++) for (ki = 1; ki <= 3; ki++) {
+    for (ci = 1; ci <= nc; ci++) for (ki = 1; ki <= nk; ki++) {
       c = cs[ci]; kind = kinds[ki]; key = c SUBSEP kind; k = n[key]
+      if (!k) continue
       m = med(rate, key, k); spread = sprintf("%d-%d", lo, hi)
       a = med(svc, key, k); b = med(pg, key, k); g = med(gen, key, k)
       printf "%-8s %-5s %9d %13s %8.2f %8.2f %11.1f %12.1f %11.1f %9.1f\n", c, kind, m, spread, med(p50, key, k), med(p99, key, k), a, b, g, a + b + g
     }
-    printf "\n%-8s %-28s %-28s\n", "clients", "http/sql (median, range)", "http/svc (median, range)"
+    before = ((cs[1], "before", 1) in r)
+    printf "\n%-8s %-28s %-28s%s\n", "clients", "http/sql (median, range)", "http/svc (median, range)", before ? "before/sql (median, range)" : ""
     for (ci = 1; ci <= nc; ci++) {
       c = cs[ci]; k = 0
-      for (rd in rounds) { k++; x[c, k] = r[c, "http", rd] / r[c, "sql", rd]; y[c, k] = r[c, "http", rd] / r[c, "svc", rd] }
+      for (rd in rounds) { k++; x[c, k] = r[c, "http", rd] / r[c, "sql", rd]; y[c, k] = r[c, "http", rd] / r[c, "svc", rd]
+                           if (before) z[c, k] = r[c, "before", rd] / r[c, "sql", rd] }
       mx = med(x, c, k); rx = sprintf("%.3f (%.3f-%.3f)", mx, lo, hi)
       my = med(y, c, k); ry = sprintf("%.3f (%.3f-%.3f)", my, lo, hi)
-      printf "%-8s %-28s %-28s\n", c, rx, ry
+      rz = ""; if (before) { mz = med(z, c, k); rz = sprintf("%.3f (%.3f-%.3f)", mz, lo, hi) }
+      printf "%-8s %-28s %-28s%s\n", c, rx, ry, rz
     }
   }' "$RESULTS"
 grep -qF "$USER_TOKEN" "$WORK/serve.log" && die "the service log holds a token" || true
