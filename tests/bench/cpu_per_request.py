@@ -23,7 +23,7 @@ def ticks(pid, with_children=False):
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except OSError:  # gone between listing and reading: counted when reaped
         return 0
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return utime + stime + ((cutime + cstime) if with_children else 0)
