@@ -99,8 +99,8 @@ async fn method_not_allowed() -> ApiError {
 /// The whole HTTP API, ready to serve or to drive from tests.
 pub fn app(state: AppState) -> Router {
     // A span per request at debug level: disabled at the default level, so
-    // it costs nothing there (at info its fields were formatted on every
-    // request: a tenth of the service's CPU under load).
+    // it costs nothing there (at info its fields were formatted, with
+    // their allocations, on every request).
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
             tracing::debug_span!("request", method = %req.method(), route = route_of(req))

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -52,6 +53,7 @@ def main():
     before = os.times()
     run = subprocess.run(cmd, capture_output=True, text=True)
     after = os.times()
+    time.sleep(0.5)  # let the postmaster reap the backends of pgbench's connections
     pg1, svc1 = postgres(postmaster), ticks(service) if service else 0
     out = run.stdout
     if run.returncode != 0:
