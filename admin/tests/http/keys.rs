@@ -277,3 +277,35 @@ fn concurrent_verifies_share_connections_and_a_revocation_is_in_force_at_its_com
         }
     });
 }
+
+#[test]
+fn verify_works_with_no_shared_connection_and_never_takes_the_whole_pool() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let (_, token) = user_key(&svc).await;
+        // (pool size, shared connections asked for): none shared, and a pool
+        // of one where sharing it would starve every other route.
+        for (max, shared) in [(8, 0), (1, 4)] {
+            let state = api_keys_admin::AppState::from_config(svc.role_config.clone(), max, None)
+                .unwrap()
+                .with_shared_connections(shared);
+            let other = svc.with_state(state).await;
+            for _ in 0..3 {
+                let v = other
+                    .post("/v1/verify", &admin, &json!({"token": token}))
+                    .await;
+                assert_eq!(v.assert_ok(200)["code"], "valid");
+                other
+                    .get("/v1/expiration_presets", &admin)
+                    .await
+                    .assert_ok(200);
+            }
+            let m = other.http.get(other.url("/metrics")).send().await.unwrap();
+            let text = m.text().await.unwrap();
+            assert!(
+                text.contains("api_keys_admin_pool_connections{state=\"shared\"} 0"),
+                "{text}"
+            );
+        }
+    });
+}
