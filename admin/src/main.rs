@@ -26,6 +26,11 @@ enum Command {
         /// more connections than the database's cores lengthen the tail).
         #[arg(long, env = "API_KEYS_MAX_CONNECTIONS", default_value_t = default_pool_size())]
         max_connections: usize,
+        /// Pool connections that concurrent `POST /v1/verify` requests share,
+        /// their statements pipelined (default: one per two CPUs; 0 = none;
+        /// at most all but one).
+        #[arg(long, env = "API_KEYS_SHARED_CONNECTIONS")]
+        shared_connections: Option<usize>,
         /// Environment that callers' admin keys are verified in under strict
         /// isolation (default: the connection's `api_keys.environment`).
         #[arg(long, env = "API_KEYS_ADMIN_ENVIRONMENT")]
@@ -61,10 +66,14 @@ async fn main() -> ExitCode {
         Command::Serve {
             listen,
             max_connections,
+            shared_connections,
             caller_environment,
         } => {
             let state = match AppState::new(&database_url, max_connections, caller_environment) {
-                Ok(state) => state,
+                Ok(state) => match shared_connections {
+                    Some(n) => state.with_shared_connections(n),
+                    None => state,
+                },
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);

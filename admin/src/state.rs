@@ -1,21 +1,100 @@
 //! Shared state of the service: the database pool and the metrics.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use crate::error::ApiError;
 use crate::metrics::{Metrics, PoolUse};
 
 /// How long a request waits for a connection, or for one to be opened,
 /// before it is answered 503.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections of the pool that concurrent requests share instead of
+/// taking turns: tokio-postgres pipelines the statements of every task that
+/// uses one client, so under load one write to PostgreSQL carries several
+/// requests' statements and one read brings back their answers, instead of
+/// a round trip (and two process wake-ups) each. Only for statements that
+/// never wait on a lock (verify: its fallback usage write is `SKIP
+/// LOCKED`), so no request queues behind another's lock wait.
+pub struct SharedConnections {
+    pool: Pool,
+    slots: Vec<Mutex<Option<Arc<Object>>>>,
+    next: AtomicUsize,
+}
+
+impl SharedConnections {
+    /// `count` connections of `pool`, but never all of them: at least one
+    /// stays for the routes that take turns. 0 = none shared.
+    fn new(pool: Pool, count: usize) -> SharedConnections {
+        let count = count.min(pool.status().max_size.saturating_sub(1));
+        SharedConnections {
+            pool,
+            slots: (0..count).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The default: one per two CPUs, at least one. One shared connection
+    /// carries a PostgreSQL backend's worth of verifies (one core); more
+    /// backends than the machine can run at once only add switches.
+    pub fn default_count() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    }
+
+    /// The next shared connection, round robin; a closed one (the database
+    /// restarted) is replaced by a fresh one from the pool. With none
+    /// shared, a connection of the pool's own, for this request alone.
+    pub async fn get(&self) -> Result<Arc<Object>, ApiError> {
+        if self.slots.is_empty() {
+            return Ok(Arc::new(self.pool.get().await?));
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[i];
+        {
+            let held = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(client) = held.as_ref().filter(|c| !c.is_closed()) {
+                return Ok(Arc::clone(client));
+            }
+        }
+        let fresh = Arc::new(self.pool.get().await?);
+        let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
+        // Dropping a closed one gives it back to the pool, which discards it
+        // once its last user is done.
+        *held = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    pub fn open(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .count()
+    }
+}
+
+/// Cloned for every request (each extractor and middleware that takes
+/// it): one reference count, no allocation.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub pool: Pool,
-    pub metrics: Arc<Metrics>,
+    /// Part of `pool`, shared by `POST /v1/verify` requests.
+    pub shared: SharedConnections,
+    pub metrics: Metrics,
     /// The environment that callers' admin keys are checked in (the
     /// `environment` argument of `api_key_verify`); `None` = the
     /// connection's `api_keys.environment` setting.
@@ -68,11 +147,20 @@ impl AppState {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .runtime(Runtime::Tokio1)
             .build()?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(AppStateInner {
+            shared: SharedConnections::new(pool.clone(), SharedConnections::default_count()),
             pool,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Metrics::default(),
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
-        })
+        })))
+    }
+
+    /// How many of the pool's connections `POST /v1/verify` requests share
+    /// (at most all but one; 0 = each takes its own). Before any request.
+    pub fn with_shared_connections(mut self, count: usize) -> AppState {
+        let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
+        inner.shared = SharedConnections::new(inner.pool.clone(), count);
+        self
     }
 
     pub fn pool_use(&self) -> PoolUse {
@@ -82,6 +170,7 @@ impl AppState {
             size: s.size,
             available: s.available,
             waiting: s.waiting,
+            shared: self.shared.open(),
         }
     }
 }

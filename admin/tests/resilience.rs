@@ -180,6 +180,11 @@ fn a_database_outage_is_503_everywhere_and_the_service_recovers_without_restart(
         svc2.get("/v1/expiration_presets", &admin)
             .await
             .assert_ok(200);
+        // The connection verifies share is replaced too.
+        let a = svc2
+            .post("/v1/verify", &admin, &serde_json::json!({"token": "x"}))
+            .await;
+        assert_eq!(a.assert_ok(200)["code"], "malformed");
     });
 }
 

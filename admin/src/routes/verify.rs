@@ -46,8 +46,10 @@ async fn verify(
     caller: Caller,
     Json(req): Json<VerifyRequest>,
 ) -> Result<axum::Json<Verification>, ApiError> {
+    let client = state.shared.get().await?;
     let verification: Verification = caller
-        .run(
+        .run_on(
+            &client,
             &state,
             Scope::Verify,
             "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text))",

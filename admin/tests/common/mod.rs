@@ -186,6 +186,11 @@ impl Service {
         start_with(&self.su_dsn, role_config, state).await
     }
 
+    /// Another service on the same database with `state`.
+    pub async fn with_state(&self, state: AppState) -> Service {
+        start_with(&self.su_dsn, self.role_config.clone(), state).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

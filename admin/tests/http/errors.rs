@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::common::{self, run, ALL_SCOPES};
-use crate::user_key;
+use crate::{routes, user_key};
 
 #[test]
 fn issue_refusals_map_to_the_spec_statuses() {
@@ -239,5 +239,42 @@ fn a_non_revocable_key_is_403_key_not_revocable() {
         svc.post(&format!("/v1/keys/{id}/revoke"), &admin, &json!({}))
             .await
             .assert_error(403, "key_not_revocable");
+    });
+}
+
+#[test]
+fn every_route_with_a_body_refuses_an_oversized_one_with_413() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let (id, _) = user_key(&svc).await;
+        for (method, path, _, body) in routes() {
+            let Some(mut body) = body else { continue };
+            let path = path.replace("{id}", &id.to_string());
+            body["name"] = json!("x".repeat(70 * 1024));
+            svc.call(method.clone(), &path, Some(&admin), Some(&body))
+                .await
+                .assert_error(413, "invalid_argument");
+        }
+        // Nothing was changed by the refused PATCH.
+        let name: Option<String> = svc
+            .su
+            .query_one("SELECT name FROM api_keys.api_key_get($1)", &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(name, None);
+    });
+}
+
+#[test]
+fn unknown_query_parameters_are_400() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.get("/v1/owners/user/1/available_scopes?colour=red", &admin)
+            .await
+            .assert_error(400, "invalid_argument");
+        svc.get("/v1/owners/user/1/available_scopes?key_type=nope", &admin)
+            .await
+            .assert_error(400, "unknown_key_type");
     });
 }

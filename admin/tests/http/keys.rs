@@ -161,6 +161,7 @@ fn list_pages_newest_first_with_next_before_id() {
             "limit=x",
             "status=gone",
             "colour=red",
+            "before_id=not-a-uuid",
         ] {
             let a = svc
                 .get(
@@ -241,5 +242,70 @@ fn verify_answers_200_whatever_the_code() {
         let v = v.assert_ok(200);
         assert_eq!(v["code"], "malformed");
         assert_eq!(v["valid"], false);
+    });
+}
+
+#[test]
+fn concurrent_verifies_share_connections_and_a_revocation_is_in_force_at_its_commit() {
+    run(|svc| async move {
+        let admin = svc.admin(&["keys:verify"]).await;
+        let (id, token) = user_key(&svc).await;
+        let body = json!({"token": token, "required_scopes": ["read"]});
+        let burst = || {
+            futures_util::future::join_all((0..100).map(|_| svc.post("/v1/verify", &admin, &body)))
+        };
+        for a in burst().await {
+            assert_eq!(a.assert_ok(200)["code"], "valid", "{}", a.text);
+        }
+        let m = svc.http.get(svc.url("/metrics")).send().await.unwrap();
+        let text = m.text().await.unwrap();
+        let shared = api_keys_admin::state::SharedConnections::default_count().min(7);
+        assert!(
+            text.contains(&format!(
+                "api_keys_admin_pool_connections{{state=\"shared\"}} {shared}"
+            )),
+            "{text}"
+        );
+        // No verification is cached: once the revoke has committed, every
+        // verify says so, on every shared connection.
+        svc.su
+            .execute("SELECT api_keys.api_key_revoke($1)", &[&id])
+            .await
+            .unwrap();
+        for a in burst().await {
+            assert_eq!(a.assert_ok(200)["code"], "revoked", "{}", a.text);
+        }
+    });
+}
+
+#[test]
+fn verify_works_with_no_shared_connection_and_never_takes_the_whole_pool() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let (_, token) = user_key(&svc).await;
+        // (pool size, shared connections asked for): none shared, and a pool
+        // of one where sharing it would starve every other route.
+        for (max, shared) in [(8, 0), (1, 4)] {
+            let state = api_keys_admin::AppState::from_config(svc.role_config.clone(), max, None)
+                .unwrap()
+                .with_shared_connections(shared);
+            let other = svc.with_state(state).await;
+            for _ in 0..3 {
+                let v = other
+                    .post("/v1/verify", &admin, &json!({"token": token}))
+                    .await;
+                assert_eq!(v.assert_ok(200)["code"], "valid");
+                other
+                    .get("/v1/expiration_presets", &admin)
+                    .await
+                    .assert_ok(200);
+            }
+            let m = other.http.get(other.url("/metrics")).send().await.unwrap();
+            let text = m.text().await.unwrap();
+            assert!(
+                text.contains("api_keys_admin_pool_connections{state=\"shared\"} 0"),
+                "{text}"
+            );
+        }
     });
 }
