@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -107,6 +108,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::metrics::router())
         .merge(routes::openapi::router())
+        .merge(routes::dashboard_sessions::router())
+        .merge(dashboard::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))

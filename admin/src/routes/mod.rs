@@ -1,5 +1,6 @@
 //! One module per resource, each with its own `router()`.
 
+pub mod dashboard_sessions;
 pub mod health;
 pub mod keys;
 pub mod metrics;

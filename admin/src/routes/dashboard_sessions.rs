@@ -1,0 +1,95 @@
+//! `POST /v1/dashboard_sessions` (SPEC §8, §9): a host application hands
+//! its signed-in user a single-use sign-in link to the dashboard.
+
+use api_keys_core::dashboard::{self, Secret};
+use axum::extract::State;
+use axum::http::header::HOST;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Caller, Scope};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/dashboard_sessions", post(create))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    owner_type: String,
+    owner_id: String,
+    return_url: Option<String>,
+    return_text: Option<String>,
+    ttl_seconds: Option<i64>,
+}
+
+/// Where the link points: the configured public URL, else this request's
+/// Host over http (right on one's own machine; set `--public-url` behind a
+/// proxy or for https).
+fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = &state.dashboard.public_url {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@')
+        })
+        .ok_or_else(|| {
+            ApiError::InvalidArgument(
+                "no usable Host header to build the link from; start the service with --public-url"
+                    .to_owned(),
+            )
+        })?;
+    Ok(format!("http://{host}"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    Json(req): Json<SessionRequest>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    // A ttl beyond an integer cannot be passed on; core says why it is refused.
+    let ttl = match req.ttl_seconds.map(i32::try_from) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            let err = dashboard::link_ttl(req.ttl_seconds).expect_err("out of range");
+            return Err(ApiError::InvalidArgument(err.detail));
+        }
+    };
+    let base = base_url(&state, &headers)?;
+    let link = Secret::generate().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    let digest = link.hash().0.to_vec();
+    let expires_at = caller
+        .run(
+            &state,
+            Scope::Write,
+            "to_jsonb(api_keys.dashboard_session_create($3::text, $4::text, $5::bytea, \
+                 $6::integer, $7::text, $8::text))",
+            &[
+                &req.owner_type,
+                &req.owner_id,
+                &digest,
+                &ttl,
+                &req.return_url,
+                &req.return_text,
+            ],
+        )
+        .await?;
+    let url = format!("{base}/dashboard/enter/{}", link.expose());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"url": url, "expires_at": expires_at})),
+    ))
+}
