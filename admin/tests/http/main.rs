@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod dashboard;
 mod errors;
 mod keys;
 mod service;
