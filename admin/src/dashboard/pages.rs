@@ -43,7 +43,7 @@ fn key_table(caption: &str, keys: &[&KeyView], options: &Options, now: &DateTime
                             td data-label="Requests" { (k.requests_count) }
                             td data-label="Expires" {
                                 @match (&k.revoked_at, &k.expires_at) {
-                                    (Some(t), _) => { "revoked " (time(t, now)) }
+                                    (Some(t), _) => span { "revoked " (time(t, now)) }
                                     (None, Some(t)) => (time(t, now)),
                                     (None, None) => span.muted { "never" }
                                 }
