@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod routes;
+pub mod rows;
 pub mod state;
 
 use std::future::Future;
@@ -100,15 +101,9 @@ pub fn app(state: AppState) -> Router {
         })
         .on_request(())
         .on_failure(());
-    Router::new()
-        .merge(routes::keys::router())
-        .merge(routes::owners::router())
-        .merge(routes::verify::router())
-        .merge(routes::presets::router())
-        .merge(routes::health::router())
-        .merge(routes::metrics::router())
-        .merge(routes::openapi::router())
-        .merge(routes::dashboard_sessions::router())
+    let (routes, _document) = routes::api().split_for_parts();
+    // The dashboard's HTML pages are not part of the JSON API document.
+    routes
         .merge(dashboard::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

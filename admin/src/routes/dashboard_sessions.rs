@@ -5,28 +5,46 @@ use api_keys_core::dashboard::{self, Secret};
 use axum::extract::State;
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, Scope};
+use crate::error::doc::{Protected, WithBody};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/dashboard_sessions", post(create))
+/// The OpenAPI tag of these routes.
+pub const TAG: &str = "dashboard";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
-#[derive(Deserialize)]
+/// Who the dashboard is for, and where its return link leads.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     owner_type: String,
     owner_id: String,
+    /// An absolute http:// or https:// URL for the dashboard's return link.
     return_url: Option<String>,
+    /// The return link's text (at most 100 characters; needs return_url).
     return_text: Option<String>,
+    /// How long the link works: 1 to 3600 seconds, default 300.
     ttl_seconds: Option<i64>,
+}
+
+/// A single-use sign-in link.
+#[derive(Serialize, ToSchema)]
+pub struct SessionLink {
+    /// Redirect the signed-in user here; it works once.
+    url: String,
+    /// When the link stops working.
+    expires_at: DateTime<Utc>,
 }
 
 /// Where the link points: the configured public URL, else this request's
@@ -53,12 +71,22 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(format!("http://{host}"))
 }
 
+/// A sign-in link to the self-serve dashboard for one owner
+/// (`dashboard_session_create`).
+#[utoipa::path(
+    post, path = "/v1/dashboard_sessions", tag = TAG, operation_id = "createDashboardSession",
+    description = "Needs an admin key with scope `keys:write`. The host application redirects its \
+        signed-in user to `url`, which is exchanged once for a dashboard session cookie (SPEC §9).",
+    security(("bearer" = ["keys:write"])),
+    request_body = SessionRequest,
+    responses((status = 201, description = "The link.", body = SessionLink), Protected, WithBody)
+)]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
     Json(req): Json<SessionRequest>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<SessionLink>), ApiError> {
     // A ttl beyond an integer cannot be passed on; core says why it is refused.
     let ttl = match req.ttl_seconds.map(i32::try_from) {
         None => None,
@@ -71,7 +99,7 @@ async fn create(
     let base = base_url(&state, &headers)?;
     let link = Secret::generate().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
     let digest = link.hash().0.to_vec();
-    let expires_at = caller
+    let expires_at: DateTime<Utc> = caller
         .run(
             &state,
             Scope::Write,
@@ -90,6 +118,6 @@ async fn create(
     let url = format!("{base}/dashboard/enter/{}", link.expose());
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"url": url, "expires_at": expires_at})),
+        axum::Json(SessionLink { url, expires_at }),
     ))
 }

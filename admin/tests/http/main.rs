@@ -52,6 +52,12 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Option<Value>)> {
         (Method::GET, "/v1/expiration_presets", "keys:read", None),
         (
             Method::POST,
+            "/v1/dashboard_sessions",
+            "keys:write",
+            Some(json!({"owner_type": "user", "owner_id": "1"})),
+        ),
+        (
+            Method::POST,
             "/v1/verify",
             "keys:verify",
             Some(json!({"token": "ak_x"})),
