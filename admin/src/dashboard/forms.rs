@@ -4,7 +4,7 @@
 use maud::{html, Markup};
 
 use super::session::Owner;
-use super::view::{csrf_field, layout, KeyView, Options};
+use super::view::{csrf_field, display_name, layout, KeyView, Options};
 
 /// What a key form holds (as sent, or as the key is).
 #[derive(Debug, Clone, Default)]
@@ -139,7 +139,7 @@ pub fn edit_key(
         "Edit key",
         Some((owner, csrf)),
         html! {
-            h1 { "Edit “" span.key-name { (key.display_name()) } "”" }
+            h1 { "Edit “" span.key-name { (display_name(key)) } "”" }
             p { code.masked { (key.masked_token) } }
             form.key-form method="post" action={ "/dashboard/keys/" (key.id) } novalidate {
                 (csrf_field(csrf))

@@ -18,7 +18,7 @@ use super::form::{given, FormBody};
 use super::forms::{self, FieldError, KeyForm};
 use super::pages;
 use super::session::{cookie, set_cookie, Owner, Session, CSRF_FIELD, NEW_TOKEN_COOKIE};
-use super::view::{field_of, reason_in_words, KeyView, Options};
+use super::view::{field_of, reason_in_words, IssuedKey, KeyView, Options};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,6 +50,19 @@ fn decode<T: DeserializeOwned>(v: Value) -> Result<T, DashboardError> {
 /// A key id from the path; anything else is no key of this owner.
 fn key_id(raw: &str) -> Result<Uuid, DashboardError> {
     raw.parse().map_err(|_| DashboardError::NotFound)
+}
+
+/// The key `id` if the session's owner owns it, else 404.
+async fn owned_key(
+    state: &AppState,
+    session: &Session,
+    id: &Uuid,
+) -> Result<(Owner, KeyView), DashboardError> {
+    let (owner, data) = session.run(state, OWNED_KEY, &[id]).await?;
+    if data.is_null() {
+        return Err(DashboardError::NotFound);
+    }
+    Ok((owner, decode(data)?))
 }
 
 fn see_other(to: &str) -> Response {
@@ -153,9 +166,9 @@ pub async fn create(
         .await;
     match issued {
         Ok((_, issued)) => {
-            let id = issued["id"].as_str().unwrap_or_default().to_owned();
-            let token = issued["token"].as_str().unwrap_or_default();
-            let page = format!("/dashboard/keys/{id}/created");
+            let issued: IssuedKey = decode(issued)?;
+            let token = issued.token.as_str();
+            let page = format!("/dashboard/keys/{}/created", issued.id);
             // Show-once: the token rides to its page in a cookie of that
             // page's path alone, dropped there on first view. The service
             // keeps no copy.
@@ -218,11 +231,7 @@ pub async fn created(
     Path(id): Path<String>,
 ) -> Result<Response, DashboardError> {
     let id = key_id(&id)?;
-    let (owner, data) = session.run(&state, OWNED_KEY, &[&id]).await?;
-    if data.is_null() {
-        return Err(DashboardError::NotFound);
-    }
-    let key: KeyView = decode(data)?;
+    let (owner, key) = owned_key(&state, &session, &id).await?;
     let path = format!("/dashboard/keys/{id}/created");
     // The cookie's token is shown only if it is this key's (same masked form).
     let token = cookie(&headers, NEW_TOKEN_COOKIE)
@@ -323,11 +332,7 @@ pub async fn revoke_confirm(
     Path(id): Path<String>,
 ) -> Result<Response, DashboardError> {
     let id = key_id(&id)?;
-    let (owner, data) = session.run(&state, OWNED_KEY, &[&id]).await?;
-    if data.is_null() {
-        return Err(DashboardError::NotFound);
-    }
-    let key: KeyView = decode(data)?;
+    let (owner, key) = owned_key(&state, &session, &id).await?;
     Ok(pages::revoke_confirm(&owner, &session.csrf_token(), &key).into_response())
 }
 

@@ -5,8 +5,8 @@ use maud::{html, Markup};
 
 use super::session::Owner;
 use super::view::{
-    csrf_field, environment_badge, layout, notice, status_badge, time, token_box, type_badge,
-    KeyView, Options,
+    csrf_field, display_name, environment_badge, is_active, layout, notice, status_badge, time,
+    token_box, type_badge, KeyStatus, KeyView, Options,
 };
 
 fn scopes_cell(scopes: &[String]) -> Markup {
@@ -30,12 +30,12 @@ fn key_table(caption: &str, keys: &[&KeyView], options: &Options, now: &DateTime
                 tbody {
                     @for k in keys {
                         tr data-key-id=(k.id) {
-                            td data-label="Name" { strong.key-name { (k.display_name()) } }
+                            td data-label="Name" { strong.key-name { (display_name(k)) } }
                             td data-label="Key" { code.masked { (k.masked_token) } }
                             td data-label="Scopes" { (scopes_cell(&k.scopes)) }
                             td data-label="Type" { (type_badge(k.key_type.as_deref(), options.is_public(k.key_type.as_deref()))) }
                             td data-label="Environment" { (environment_badge(k.environment.as_deref())) }
-                            td data-label="Status" { (status_badge(&k.status)) }
+                            td data-label="Status" { (status_badge(k.status)) }
                             td data-label="Created" { (time(&k.created_at, now)) }
                             td data-label="Last used" {
                                 @match &k.last_used_at { Some(t) => (time(t, now)), None => span.muted { "never" } }
@@ -49,9 +49,9 @@ fn key_table(caption: &str, keys: &[&KeyView], options: &Options, now: &DateTime
                                 }
                             }
                             td.actions {
-                                a.button.small href={ "/dashboard/keys/" (k.id) "/edit" } aria-label={ "Edit " (k.display_name()) } { "Edit" }
-                                @if k.revocable && k.status == "active" {
-                                    a.button.small.danger href={ "/dashboard/keys/" (k.id) "/revoke" } aria-label={ "Revoke " (k.display_name()) } { "Revoke" }
+                                a.button.small href={ "/dashboard/keys/" (k.id) "/edit" } aria-label={ "Edit " (display_name(k)) } { "Edit" }
+                                @if k.revocable && is_active(k) {
+                                    a.button.small.danger href={ "/dashboard/keys/" (k.id) "/revoke" } aria-label={ "Revoke " (display_name(k)) } { "Revoke" }
                                 }
                             }
                         }
@@ -74,14 +74,14 @@ pub fn list(
     let is_public = |k: &&KeyView| options.is_public(k.key_type.as_deref());
     let publishable: Vec<&KeyView> = keys
         .iter()
-        .filter(|k| is_public(k) && k.status == "active")
+        .filter(|k| is_public(k) && is_active(k))
         .collect();
     let secret: Vec<&KeyView> = keys
         .iter()
-        .filter(|k| !is_public(k) && k.status == "active")
+        .filter(|k| !is_public(k) && is_active(k))
         .collect();
-    let inactive: Vec<&KeyView> = keys.iter().filter(|k| k.status != "active").collect();
-    let any_revocable = keys.iter().any(|k| k.revocable && k.status == "active");
+    let inactive: Vec<&KeyView> = keys.iter().filter(|k| !is_active(k)).collect();
+    let any_revocable = keys.iter().any(|k| k.revocable && is_active(k));
     layout(
         "Your API keys",
         Some((owner, csrf)),
@@ -98,7 +98,7 @@ pub fn list(
                             @for k in &publishable {
                                 li data-key-id=(k.id) {
                                     div.row {
-                                        strong.key-name { (k.display_name()) }
+                                        strong.key-name { (display_name(k)) }
                                         (type_badge(k.key_type.as_deref(), true))
                                         (environment_badge(k.environment.as_deref()))
                                         span.muted { "created " (time(&k.created_at, now)) }
@@ -106,7 +106,7 @@ pub fn list(
                                     code.masked { (k.masked_token) }
                                     @if let Some(token) = &k.viewable_token {
                                         details.show {
-                                            summary { "Show" span.sr-only { " the full key " (k.display_name()) } }
+                                            summary { "Show" span.sr-only { " the full key " (display_name(k)) } }
                                             (token_box(&format!("token-{}", k.id), token))
                                         }
                                     }
@@ -184,7 +184,7 @@ pub fn created(
                 }
             }
             dl.facts {
-                dt { "Name" } dd.key-name { (key.display_name()) }
+                dt { "Name" } dd.key-name { (display_name(key)) }
                 dt { "Scopes" } dd { (scopes_cell(&key.scopes)) }
                 dt { "Environment" } dd { (environment_badge(key.environment.as_deref())) }
                 dt { "Expires" } dd { @match &key.expires_at { Some(t) => (time(t, now)), None => "never" } }
@@ -199,12 +199,14 @@ pub fn revoke_confirm(owner: &Owner, csrf: &str, key: &KeyView) -> Markup {
         "Revoke key",
         Some((owner, csrf)),
         html! {
-            h1 { "Revoke “" span.key-name { (key.display_name()) } "”?" }
+            h1 { "Revoke “" span.key-name { (display_name(key)) } "”?" }
             p { code.masked { (key.masked_token) } }
             @if !key.revocable {
                 p { "This key cannot be revoked." }
-            } @else if key.status != "active" {
-                p { "This key is already " (key.status) "." }
+            } @else if key.status == KeyStatus::Revoked {
+                p { "This key is already revoked." }
+            } @else if key.status == KeyStatus::Expired {
+                p { "This key has expired." }
             } @else {
                 p { "Requests with this key are refused as soon as you revoke it. This cannot be undone." }
                 form method="post" action={ "/dashboard/keys/" (key.id) "/revoke" } {

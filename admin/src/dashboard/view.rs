@@ -4,39 +4,24 @@
 //! names, return text, scopes) is always shown as text.
 
 use chrono::{DateTime, Utc};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::session::{Owner, CSRF_FIELD};
 
-/// A `key_info` row (SPEC §5) as the dashboard shows it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct KeyView {
-    pub id: Uuid,
-    pub name: Option<String>,
-    pub key_type: Option<String>,
-    pub environment: Option<String>,
-    pub masked_token: String,
-    pub viewable_token: Option<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    pub status: String,
-    pub revocable: bool,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub requests_count: i64,
+/// The rows the SQL functions answer with (SPEC §5), as the JSON API has them.
+pub use crate::rows::{IssuedKey, KeyInfo as KeyView, KeyStatus};
+
+/// A key's name, or what to call a key without one.
+pub fn display_name(key: &KeyView) -> &str {
+    key.name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("Unnamed key")
 }
 
-impl KeyView {
-    pub fn display_name(&self) -> &str {
-        self.name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("Unnamed key")
-    }
+pub fn is_active(key: &KeyView) -> bool {
+    key.status == KeyStatus::Active
 }
 
 /// A key type as `dashboard_key_options` describes it.
@@ -198,17 +183,23 @@ pub fn relative(t: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
     }
 }
 
-/// A time shown relatively, with the exact UTC time as its tooltip.
-pub fn time(t: &DateTime<Utc>, now: &DateTime<Utc>) -> Markup {
-    html! { time datetime=(t.to_rfc3339()) title=(exact(t)) { (relative(t, now)) } }
+/// A time (as PostgreSQL wrote it) shown relatively, with the exact UTC
+/// time as its tooltip.
+pub fn time(t: &str, now: &DateTime<Utc>) -> Markup {
+    match DateTime::parse_from_rfc3339(t) {
+        Ok(t) => {
+            let t = t.with_timezone(&Utc);
+            html! { time datetime=(t.to_rfc3339()) title=(exact(&t)) { (relative(&t, now)) } }
+        }
+        Err(_) => html! { time { (t) } },
+    }
 }
 
-pub fn status_badge(status: &str) -> Markup {
+pub fn status_badge(status: KeyStatus) -> Markup {
     let (class, label) = match status {
-        "active" => ("badge status-active", "Active"),
-        "expired" => ("badge status-expired", "Expired"),
-        "revoked" => ("badge status-revoked", "Revoked"),
-        _ => ("badge", status),
+        KeyStatus::Active => ("badge status-active", "Active"),
+        KeyStatus::Expired => ("badge status-expired", "Expired"),
+        KeyStatus::Revoked => ("badge status-revoked", "Revoked"),
     };
     html! { span class=(class) { (label) } }
 }
@@ -258,11 +249,6 @@ pub fn notice(which: Option<&str>) -> Option<Markup> {
         _ => return None,
     };
     Some(html! { p.notice role="status" { (text) } })
-}
-
-/// `PreEscaped` is only for constant text written here.
-pub fn nbsp() -> PreEscaped<&'static str> {
-    PreEscaped("&nbsp;")
 }
 
 #[cfg(test)]
