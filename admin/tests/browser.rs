@@ -364,3 +364,30 @@ fn a_key_named_like_a_script_renders_as_text() {
         let _ = name;
     });
 }
+
+/// The host application links (or redirects) to the sign-in link from its
+/// own site: the session cookie is SameSite=Strict, and must still be sent
+/// on the way to the keys (the exchange answers a page, not a redirect).
+#[test]
+fn a_link_followed_from_another_site_signs_in() {
+    let _one = one_at_a_time();
+    run(|svc| async move {
+        let link = sign_in_link(&svc, "1").await;
+        let b = Browser::start(1280, 900).await;
+        let host_page = format!(
+            "data:text/html,%3Ca%20id=go%20href=%22{link}%22%3EManage%20API%20keys%3C/a%3E"
+        );
+        b.goto(&host_page).await;
+        b.click_css("#go").await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/")).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while b.text_of("h1").await != "Your API keys" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not signed in: {}",
+                b.text_of("h1").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}

@@ -673,3 +673,81 @@ fn dashboard_sessions_refuses_bad_requests() {
         );
     });
 }
+
+#[test]
+fn hostile_form_input_is_refused_in_words_and_creates_nothing() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        scopes_setup(&svc).await;
+        let s = sign_in(&svc, &admin, "1").await;
+        let token = csrf(&svc, &s).await;
+        let long = "n".repeat(300);
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![("name", "a\u{0000}b"), ("scopes", "read")],
+            vec![("name", "a\u{001b}[31mb"), ("scopes", "read")],
+            vec![("name", &long), ("scopes", "read")],
+            vec![("name", "x"), ("scopes", "nope")],
+            vec![("name", "x"), ("scopes", "re\u{0000}ad")],
+            vec![("name", "x"), ("expires_in", "forever")],
+            vec![("name", "x"), ("expires_in", "0_days")],
+            vec![("name", "x"), ("key_type", "nope")],
+            vec![("name", "x"), ("environment", "nope")],
+        ];
+        for fields in &cases {
+            let mut f = fields.clone();
+            f.push(("csrf", &token));
+            let p = post(&svc, "/dashboard/keys", Some(&s), &f).await;
+            assert!(
+                p.status.is_client_error(),
+                "{fields:?}: {} {}",
+                p.status,
+                p.text
+            );
+            assert_secured(&p, "a refused form");
+            assert!(
+                p.text.contains("field-error") || p.text.contains("<h1>"),
+                "{fields:?}: {}",
+                p.text
+            );
+        }
+        // a publishable key of a type that is not public, or of no type
+        for key_type in ["", "nope"] {
+            let p = post(
+                &svc,
+                "/dashboard/keys/publishable",
+                Some(&s),
+                &[("csrf", &token), ("key_type", key_type)],
+            )
+            .await;
+            assert!(
+                p.status.is_client_error(),
+                "{key_type:?}: {} {}",
+                p.status,
+                p.text
+            );
+        }
+        // an edit with hostile input
+        let (id, _) = svc.issue_sql("user", "1", &["read"]).await;
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{id}"),
+            Some(&s),
+            &[("csrf", &token), ("name", "a\u{0007}"), ("scopes", "read")],
+        )
+        .await;
+        assert_eq!(p.status, 400, "{}", p.text);
+        assert!(p.text.contains(r#"id="name-error""#), "{}", p.text);
+        // a body over the limit
+        let big = "x".repeat(70 * 1024);
+        let p = post(
+            &svc,
+            "/dashboard/keys",
+            Some(&s),
+            &[("csrf", &token), ("name", &big)],
+        )
+        .await;
+        assert_eq!(p.status, 413);
+        assert_eq!(key_count(&svc, "1").await, 1, "only the key issued in SQL");
+        assert_eq!(name_of(&svc, id).await, None);
+    });
+}
