@@ -668,10 +668,10 @@ BEGIN
     IF EXISTS (SELECT 1 FROM api_keys.dashboard_sessions s WHERE s.link_hash = dashboard_session_create.link_hash) THEN
         PERFORM api_keys._raise('invalid_argument', 'link_hash is already in use');
     END IF;
-    -- Housekeeping: this owner's links and sessions that can no longer be used.
+    -- Housekeeping: links and sessions (of any owner) that can no longer be
+    -- used; the table holds at most a day's sign-ins, so a scan is cheap.
     DELETE FROM api_keys.dashboard_sessions s
-     WHERE s.owner_type = dashboard_session_create.owner_type AND s.owner_id = dashboard_session_create.owner_id
-       AND CASE WHEN s.started_at IS NULL THEN s.link_expires_at <= now()
+     WHERE CASE WHEN s.started_at IS NULL THEN s.link_expires_at <= now()
                 ELSE api_keys._dashboard_session_expires_at(s.started_at, s.last_seen_at) <= now() END;
     INSERT INTO api_keys.dashboard_sessions (owner_type, owner_id, link_hash, link_expires_at, return_url, return_text)
     VALUES (owner_type, owner_id, link_hash, expires, return_url, return_text);
@@ -743,8 +743,8 @@ END
 $$;
 
 -- What the dashboard's forms offer an owner: key types (and where each may
--- be issued now), environments, expiry presets and, for key_type, the scopes
--- a new key may hold. Every answer comes from the SPEC functions.
+-- be issued now), environments, expiry presets, for key_type the scopes a
+-- new key may hold (from the SPEC functions), and the scopes' descriptions.
 CREATE OR REPLACE FUNCTION api_keys.dashboard_key_options(owner_type text, owner_id text, key_type text DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
@@ -768,7 +768,9 @@ BEGIN
         'environments', to_jsonb(envs),
         'presets', (SELECT jsonb_agg(jsonb_build_object('value', p.value, 'label', p.label))
                       FROM api_keys.api_key_expiration_presets() p),
-        'available_scopes', to_jsonb(api_keys.api_key_available_scopes(owner_type, key_type)));
+        'available_scopes', to_jsonb(api_keys.api_key_available_scopes(owner_type, key_type)),
+        'scope_descriptions', coalesce((SELECT jsonb_object_agg(s.name, s.description)
+                                          FROM api_keys.scopes s WHERE s.description IS NOT NULL), '{}'::jsonb));
 END
 $$;
 

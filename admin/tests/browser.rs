@@ -125,6 +125,11 @@ fn an_owner_creates_reads_edits_and_revokes_a_key_in_the_browser() {
         b.type_into("#name", "Deploy bot").await;
         b.click_css("#expires_in option[value='30_days']").await;
         b.click_css("#environment option[value='live']").await;
+        let read_label = b.text_of("label[for='scope-0']").await;
+        assert_eq!(
+            read_label, "read — Read your data",
+            "scopes carry their description"
+        );
         b.click_css("input[name='scopes'][value='read']").await;
         b.click_css("input[name='scopes'][value='write']").await;
         b.screenshot(1280, &screenshots().join("new-key-1280.png"))

@@ -31,7 +31,12 @@ fn field_error(id: &str, text: Option<String>) -> Markup {
     html! { @if let Some(t) = text { p.field-error id={ (id) "-error" } role="alert" { (t) } } }
 }
 
-fn scope_checkboxes(offered: &[String], checked: &[String], error: Option<String>) -> Markup {
+fn scope_checkboxes(
+    options: &Options,
+    offered: &[String],
+    checked: &[String],
+    error: Option<String>,
+) -> Markup {
     html! {
         fieldset.scopes aria-describedby=[error.as_ref().map(|_| "scopes-error")] {
             legend { "Scopes" }
@@ -41,7 +46,12 @@ fn scope_checkboxes(offered: &[String], checked: &[String], error: Option<String
             @for (i, s) in offered.iter().enumerate() {
                 div.check {
                     input type="checkbox" id={ "scope-" (i) } name="scopes" value=(s) checked[checked.contains(s)];
-                    label for={ "scope-" (i) } { code { (s) } }
+                    label for={ "scope-" (i) } {
+                        code { (s) }
+                        @if let Some(d) = options.scope_descriptions.get(s) {
+                            span.muted { " — " (d) }
+                        }
+                    }
                 }
             }
             (field_error("scopes", error))
@@ -109,7 +119,7 @@ pub fn new_key(
                         (field_error("environment", env_error))
                     }
                 }
-                (scope_checkboxes(&options.available_scopes, &form.scopes, error_for(error, "scopes")))
+                (scope_checkboxes(options, &options.available_scopes, &form.scopes, error_for(error, "scopes")))
                 div.buttons {
                     button.primary type="submit" { "Create key" }
                     a.button href="/dashboard/" { "Cancel" }
@@ -150,7 +160,7 @@ pub fn edit_key(
                         autocomplete="off" aria-describedby=[name_error.as_ref().map(|_| "name-error")];
                     (field_error("name", name_error))
                 }
-                (scope_checkboxes(&offered, &form.scopes, error_for(error, "scopes")))
+                (scope_checkboxes(options, &offered, &form.scopes, error_for(error, "scopes")))
                 div.buttons {
                     button.primary type="submit" { "Save" }
                     a.button href="/dashboard/" { "Cancel" }

@@ -48,6 +48,9 @@ pub struct Options {
     pub environments: Vec<String>,
     pub presets: Vec<Preset>,
     pub available_scopes: Vec<String>,
+    /// `api_key_scope_define`'s descriptions, by scope name.
+    #[serde(default)]
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
 }
 
 impl Options {

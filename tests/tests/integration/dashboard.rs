@@ -241,7 +241,7 @@ fn dashboard_key_options_answers_what_the_forms_offer() {
     let db = TestDb::new();
     let mut c = db.connect();
     c.batch_execute(
-        "SELECT api_keys.api_key_scope_define('read');
+        "SELECT api_keys.api_key_scope_define('read', 'Read <things>');
          SELECT api_keys.api_key_scope_define('write');
          SELECT api_keys.api_key_environment_define('live', 'live');
          SELECT api_keys.api_key_type_define('pub', 'pk', '{read}', revocable => false, public => true, per_owner_limit => 1);
@@ -255,6 +255,10 @@ fn dashboard_key_options_answers_what_the_forms_offer() {
     assert_eq!(v["environments"], serde_json::json!(["live"]));
     assert_eq!(v["available_scopes"], serde_json::json!(["read", "write"]));
     assert_eq!(v["presets"][0]["value"], "no_expiration");
+    assert_eq!(
+        v["scope_descriptions"],
+        serde_json::json!({"read": "Read <things>"})
+    );
     assert_eq!(v["key_types"][0]["name"], "pub");
     assert_eq!(v["key_types"][0]["public"], true);
     assert_eq!(v["key_types"][0]["revocable"], false);
