@@ -122,6 +122,13 @@ fn an_owner_creates_reads_edits_and_revokes_a_key_in_the_browser() {
         // new key: a name, an expiry preset and two scopes
         b.click_css("a[href='/dashboard/keys/new']").await;
         b.wait_for_url(|u| u.ends_with("/dashboard/keys/new")).await;
+        let unlabelled = b
+            .run_script(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
+                   .filter(e => e.labels.length === 0).map(e => e.name);",
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "every form control has a label");
         b.type_into("#name", "Deploy bot").await;
         b.click_css("#expires_in option[value='30_days']").await;
         b.click_css("#environment option[value='live']").await;
@@ -394,5 +401,41 @@ fn a_link_followed_from_another_site_signs_in() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    });
+}
+
+/// Everything but the copy button works with JavaScript off.
+#[test]
+fn the_dashboard_works_without_javascript() {
+    let _one = one_at_a_time();
+    run(|svc| async move {
+        let link = sign_in_link(&svc, "1").await;
+        svc.sql("SELECT api_keys.api_key_scope_define('read'); SELECT api_keys.api_key_scope_define('write');")
+            .await;
+        let b = Browser::start_with(1280, 900, false).await;
+        open_dashboard(&b, &link).await;
+        b.click_css("a[href='/dashboard/keys/new']").await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/keys/new")).await;
+        b.type_into("#name", "no script").await;
+        b.click_css("#expires_in option[value='7_days']").await;
+        b.click_css("input[name='scopes'][value='write']").await;
+        b.click_css("form.key-form button.primary").await;
+        b.wait_for_url(|u| u.ends_with("/created")).await;
+        let token = b.text_of("#new-token").await;
+        assert_eq!(verify_sql(&svc, &token, &["write"]).await.0, "valid");
+        assert!(
+            b.try_find("button[data-copy][hidden]").await.is_some(),
+            "the copy button stays hidden without its script"
+        );
+        let id = key_id_by_name(&svc, "1", "no script").await;
+        b.goto(&svc.url(&format!("/dashboard/keys/{id}/revoke")))
+            .await;
+        b.click_css("form button.danger").await;
+        b.wait_for_url(|u| u.contains("notice=revoked")).await;
+        assert_eq!(verify_sql(&svc, &token, &["write"]).await.0, "revoked");
+        b.click_css("header form button").await; // Sign out
+        assert_eq!(b.text_of("h1").await, "Signed out");
+        b.goto(&svc.url("/dashboard/")).await;
+        assert_eq!(b.text_of("h1").await, "Signed out");
     });
 }
