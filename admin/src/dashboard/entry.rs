@@ -4,7 +4,7 @@ use api_keys_core::dashboard::Secret;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::{HeaderName, SET_COOKIE};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::DashboardError;
@@ -19,9 +19,14 @@ use crate::state::AppState;
 /// refused the same way (403), so a guess learns nothing.
 pub async fn enter(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     Path(link): Path<String>,
 ) -> Result<Response, DashboardError> {
+    // A HEAD (link checkers, previews) must not spend the single-use link.
+    if method == Method::HEAD {
+        return Ok(StatusCode::OK.into_response());
+    }
     let link = Secret::parse(&link).ok_or(DashboardError::LinkRefused)?;
     let session = Secret::generate()
         .map_err(|e| DashboardError::Api(ApiError::Internal(format!("no randomness: {e}"))))?;

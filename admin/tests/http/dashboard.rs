@@ -70,6 +70,14 @@ fn a_link_is_exchanged_once_for_a_session_cookie() {
             made["expires_at"].as_str().unwrap().parse().unwrap();
         let ttl = (expires - chrono::Utc::now()).num_seconds();
         assert!((290..=301).contains(&ttl), "default ttl 300 s, got {ttl}");
+        // a HEAD (a link checker) does not spend it
+        let head = crate::common::dashboard::client()
+            .head(url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200);
+        assert!(head.headers().get("set-cookie").is_none());
         let first = open(url).await;
         assert_eq!(first.status, 200, "{}", first.text);
         assert_secured(&first, "the sign-in page");
