@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::DashboardError;
 use super::form::FormBody;
 use super::pages;
-use super::session::{clear_session_cookie, session_cookie, Session, CSRF_FIELD};
+use super::session::{clear_session_cookie, session_cookie, Owner, Session, CSRF_FIELD};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -54,8 +54,25 @@ pub async fn enter(
         .into_response())
 }
 
-fn checked(session: &Session, body: &Bytes) -> Result<(), DashboardError> {
-    session.check_csrf(FormBody::parse(body).get(CSRF_FIELD))
+/// Runs `work`, which ends the session, for a form with this session's
+/// CSRF token.
+async fn end_session(
+    state: &AppState,
+    session: &Session,
+    body: &Bytes,
+    work: &str,
+) -> Result<(Owner, serde_json::Value), DashboardError> {
+    session.check_csrf(FormBody::parse(body).get(CSRF_FIELD))?;
+    session.run(state, work, &[]).await
+}
+
+/// The page after the session ended, with the cookie removed.
+fn signed_out(headers: &HeaderMap, owner: &Owner, title: &str, text: &str) -> Response {
+    (
+        [(SET_COOKIE, clear_session_cookie(headers))],
+        pages::signed_out(owner, title, text),
+    )
+        .into_response()
 }
 
 /// `POST /dashboard/logout`.
@@ -65,23 +82,10 @@ pub async fn logout(
     session: Session,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    checked(&session, &body)?;
-    let (owner, _) = session
-        .run(
-            &state,
-            "to_jsonb(api_keys.dashboard_session_end($1::bytea))",
-            &[],
-        )
-        .await?;
-    Ok((
-        [(SET_COOKIE, clear_session_cookie(&headers))],
-        pages::signed_out(
-            &owner,
-            "Signed out",
-            "You are signed out of the API keys dashboard.",
-        ),
-    )
-        .into_response())
+    let work = "to_jsonb(api_keys.dashboard_session_end($1::bytea))";
+    let (owner, _) = end_session(&state, &session, &body, work).await?;
+    let text = "You are signed out of the API keys dashboard.";
+    Ok(signed_out(&headers, &owner, "Signed out", text))
 }
 
 /// `GET /dashboard/reset`: the confirmation.
@@ -101,22 +105,12 @@ pub async fn reset(
     session: Session,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    checked(&session, &body)?;
-    let (owner, revoked) = session
-        .run(
-            &state,
-            "to_jsonb(api_keys.api_key_revoke_all(s.owner_type, s.owner_id))",
-            &[],
-        )
-        .await?;
+    let work = "to_jsonb(api_keys.api_key_revoke_all(s.owner_type, s.owner_id))";
+    let (owner, revoked) = end_session(&state, &session, &body, work).await?;
     let n = revoked.as_i64().unwrap_or(0);
     let text = format!(
         "{n} key{} revoked. Every dashboard session of your account has ended, this one too.",
         if n == 1 { " was" } else { "s were" }
     );
-    Ok((
-        [(SET_COOKIE, clear_session_cookie(&headers))],
-        pages::signed_out(&owner, "All keys revoked", &text),
-    )
-        .into_response())
+    Ok(signed_out(&headers, &owner, "All keys revoked", &text))
 }
