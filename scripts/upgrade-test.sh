@@ -7,7 +7,9 @@
 #      audit trail,
 #   c. has the same catalog as a fresh install of the current version,
 #   d. passes the SQL-API integration tests (cargo test, template = an
-#      upgraded database).
+#      upgraded database),
+#   e. rotates keys issued under the old version, and imports keys beside
+#      them (tests/upgrade/lifecycle.sql).
 # Checks a-c (and the update itself) end in one line in cargo's
 # `test result:` form; d prints cargo's own. Exits non-zero if anything
 # failed. Leaves the current build installed, whatever happens.
@@ -291,6 +293,18 @@ elif [[ -s $WORK/verify.txt ]]; then
 fi
 check "a_verify_answers_unchanged" "$ok"
 
+log "check (e): keys issued under $OLD_VERSION rotate and are imported beside (tests/upgrade/lifecycle.sql)"
+ok=1
+if ! sql upgraded -At -f "$SQL/lifecycle.sql" >"$WORK/lifecycle.txt"; then
+  ok=0
+  log "FAILED: tests/upgrade/lifecycle.sql raised an error (above)"
+elif [[ -s $WORK/lifecycle.txt ]]; then
+  ok=0
+  log "FAILED: $(wc -l <"$WORK/lifecycle.txt") lifecycle checks failed:"
+  cat "$WORK/lifecycle.txt"
+fi
+check "e_keys_of_the_old_version_rotate_and_import_coexists" "$ok"
+
 # (c) catalogs: one fact per line (tests/upgrade/catalog.sql), diffed.
 log "check (c): the upgraded catalog equals a fresh install's"
 catalog_summary() {
@@ -361,7 +375,7 @@ API_KEYS_TEST_URL=$(url postgres) \
   API_KEYS_TEST_TEMPLATE=upgraded_template \
   API_KEYS_TEST_PGBIN=$PG_BIN \
   cargo test --no-fail-fast -p api-keys-tests --test integration -- \
-  issue:: verify:: tokens:: security:: bad_input:: hostile:: policy:: hardening:: hot_path:: \
+  issue:: verify:: tokens:: security:: bad_input:: hostile:: policy:: hardening:: hot_path:: lifecycle:: \
   --test-threads=8 || tests_ok=0
 ((tests_ok)) || log "FAILED: SQL-API integration tests on an upgraded database"
 

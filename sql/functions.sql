@@ -38,7 +38,8 @@ SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
        CASE WHEN t.public THEN k.viewable_token END AS viewable_token,
        api_keys._scopes_effective(k.scopes, t.permissions) AS scopes, k.metadata, k.status,
        api_keys._revocable(t.revocable) AS revocable,
-       k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count
+       k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.requests_count,
+       k.mfa, k.replaced_by, k.imported
   FROM api_keys.key_statuses k
   LEFT JOIN api_keys.key_types t ON t.name = k.key_type;
 
@@ -333,6 +334,143 @@ BEGIN
     PERFORM api_keys._audit('update', key_id, k.owner_type, k.owner_id,
         jsonb_build_object('changed', to_jsonb(plan.changed), 'name', plan.name, 'scopes', to_jsonb(plan.scopes)));
     RETURN api_keys.api_key_get(key_id);
+END
+$$;
+
+-- Locks the key, lets core decide (_rotate_plan), issues the replacement
+-- (exempt from limits: once the grace ends the owner has as many active
+-- keys as before) and retires the old key. A concurrent rotation of the
+-- same key waits for the lock, then finds replaced_by set: invalid_argument.
+CREATE OR REPLACE FUNCTION api_keys.api_key_rotate(key_id uuid, grace interval DEFAULT '0 seconds', expires_in text DEFAULT NULL)
+RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    k api_keys.keys;
+    t api_keys.key_types;
+    segment text;
+    plan record;
+    tok record;
+    new_id uuid;
+    now_ts timestamptz := now();
+BEGIN
+    PERFORM api_keys._text_check('expires_in', expires_in);
+    k := api_keys._lock_key(key_id);
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = k.key_type;
+    SELECT * INTO plan FROM api_keys._rotate_plan(k.id, api_keys._revocable(t.revocable), k.revoked_at IS NOT NULL,
+        k.created_at, k.expires_at, k.replaced_by, k.display_prefix, k.imported, grace, expires_in, now_ts);
+    SELECT e.prefix_segment INTO segment FROM api_keys.environments e WHERE e.name = k.environment;
+    SELECT * INTO tok FROM api_keys._token_new(coalesce(t.prefix, plan.untyped_head, api_keys._token_prefix()), segment);
+    new_id := api_keys._key_id_new();
+    INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
+                               display_prefix, last4, scopes, metadata, created_at, expires_at, mfa)
+    VALUES (new_id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment, tok.token_hash,
+            tok.display_prefix, tok.last4, k.scopes, k.metadata, now_ts, plan.new_expires_at, k.mfa);
+    UPDATE api_keys.keys kk
+       SET replaced_by = new_id,
+           revoked_at = CASE WHEN plan.revoke_old THEN now_ts ELSE kk.revoked_at END,
+           expires_at = plan.old_expires_at
+     WHERE kk.id = k.id;
+    PERFORM api_keys._audit('rotate', k.id, k.owner_type, k.owner_id,
+        jsonb_build_object('replaced_by', new_id, 'revoked', plan.revoke_old, 'expires_at', plan.old_expires_at));
+    PERFORM api_keys._audit('issue', new_id, k.owner_type, k.owner_id,
+        jsonb_build_object('name', k.name, 'key_type', k.key_type, 'environment', k.environment,
+                           'scopes', to_jsonb(k.scopes), 'expires_at', plan.new_expires_at,
+                           'rotated_from', k.id));
+    RETURN ROW(new_id, tok.token, tok.masked_token, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
+               api_keys._scopes_effective(k.scopes, t.permissions), plan.new_expires_at, now_ts)::api_keys.issued_key;
+END
+$$;
+
+-- Every change to the legacy prefixes makes every backend reread them
+-- (verify caches them: extension/src/legacy.rs).
+CREATE OR REPLACE FUNCTION api_keys._legacy_prefixes_trigger() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    PERFORM api_keys._legacy_prefixes_changed();
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER legacy_prefixes_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys.legacy_prefixes
+    FOR EACH STATEMENT EXECUTE FUNCTION api_keys._legacy_prefixes_trigger();
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_legacy_prefix_define(prefix text)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    p text;
+BEGIN
+    PERFORM api_keys._text_check('prefix', prefix);
+    p := api_keys._legacy_prefix_check(prefix);
+    INSERT INTO api_keys.legacy_prefixes AS l (prefix) VALUES (p)
+    ON CONFLICT ON CONSTRAINT legacy_prefixes_pkey DO NOTHING;
+    PERFORM api_keys._audit('legacy_prefix_define', NULL, NULL, NULL, jsonb_build_object('prefix', p));
+END
+$$;
+
+-- A key whose plaintext is unknown, from its SHA-256 (the gem's
+-- token_digest, RubyGems' hashed_key): issue's rules for owner, name, type,
+-- environment and scopes (core's _import_plan), no limits, times as given.
+-- A digest that is already stored is invalid_argument (ON CONFLICT, so no
+-- subtransaction per row in a bulk INSERT … SELECT).
+CREATE OR REPLACE FUNCTION api_keys.api_key_import(
+    owner_type text,
+    owner_id text,
+    token_sha256 bytea,
+    display_prefix text,
+    last4 text,
+    name text DEFAULT NULL,
+    scopes text[] DEFAULT NULL,
+    key_type text DEFAULT NULL,
+    environment text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    created_at timestamptz DEFAULT NULL,
+    revoked_at timestamptz DEFAULT NULL,
+    last_used_at timestamptz DEFAULT NULL,
+    requests_count bigint DEFAULT 0,
+    metadata jsonb DEFAULT '{}')
+RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    meta jsonb := coalesce(metadata, '{}');
+    wanted text;
+    policy api_keys.owner_policies;
+    t api_keys.key_types;
+    e api_keys.environments;
+    reg record;
+    plan record;
+    new_id uuid := api_keys._key_id_new();
+BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, display_prefix, last4, name, scopes, key_type or environment',
+        owner_type, owner_id, display_prefix, last4, name, array_to_string(scopes, ' '), key_type, environment);
+    wanted := coalesce(nullif(environment, ''), api_keys._current_environment());
+    SELECT * INTO policy FROM api_keys.owner_policies p WHERE p.owner_type = api_key_import.owner_type;
+    SELECT * INTO t FROM api_keys.key_types kt WHERE kt.name = api_key_import.key_type;
+    SELECT * INTO e FROM api_keys.environments en WHERE en.name = wanted;
+    SELECT * INTO reg FROM api_keys._scope_registry();
+    SELECT * INTO plan FROM api_keys._import_plan(
+        owner_type, owner_id, octet_length(token_sha256), display_prefix, last4, name, scopes,
+        key_type, t.name IS NOT NULL, t.permissions, t.revocable, t.public,
+        wanted, e.name IS NOT NULL, EXISTS (SELECT 1 FROM api_keys.environments),
+        expires_at, created_at, revoked_at, requests_count, jsonb_typeof(meta), octet_length(meta::text),
+        policy.require_name, policy.default_scopes, reg.names, reg.exclusive, now());
+    INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
+                               display_prefix, last4, scopes, metadata, created_at, expires_at,
+                               revoked_at, last_used_at, requests_count, imported)
+    VALUES (new_id, owner_type, owner_id, plan.name, t.name, e.name, token_sha256,
+            plan.display_prefix, last4, plan.scopes, meta, plan.created_at, expires_at,
+            revoked_at, last_used_at, coalesce(requests_count, 0), true)
+    ON CONFLICT (token_hash) DO NOTHING;
+    IF NOT FOUND THEN
+        PERFORM api_keys._raise('invalid_argument', 'a key with this token_sha256 is already stored');
+    END IF;
+    PERFORM api_keys._audit('import', new_id, owner_type, owner_id,
+        jsonb_build_object('name', plan.name, 'key_type', t.name, 'environment', e.name,
+                           'scopes', to_jsonb(plan.scopes), 'expires_at', expires_at,
+                           'revoked_at', revoked_at));
+    RETURN api_keys.api_key_get(new_id);
 END
 $$;
 
@@ -761,6 +899,17 @@ COMMENT ON FUNCTION api_keys.api_key_purge_owner(text, text) IS
     'Deletes every key of an owner, non-revocable ones too (account deletion); audited.';
 COMMENT ON FUNCTION api_keys.api_key_update(uuid, text, text[], jsonb) IS
     'Changes name, scopes (re-processed) or metadata (replaced); NULL leaves a field unchanged.';
+COMMENT ON FUNCTION api_keys.api_key_rotate(uuid, interval, text) IS
+    'Issues a replacement for an active key (same owner, name, type, environment, scopes, metadata, mfa flag); the old key stays valid for the grace period (0 = revoked now) and names the new one in replaced_by.';
+COMMENT ON FUNCTION api_keys._rotate_plan(uuid, boolean, boolean, timestamptz, timestamptz, uuid, text, boolean, interval, text, timestamptz) IS 'Internal: core''s decision for rotate (new expiry, old key revoked or expiring, prefix head).';
+COMMENT ON FUNCTION api_keys.api_key_legacy_prefix_define(text) IS
+    'Registers a foreign token prefix: verify looks tokens that start with it (and do not parse as ours) up by SHA-256.';
+COMMENT ON FUNCTION api_keys.api_key_import(text, text, bytea, text, text, text, text[], text, text, timestamptz, timestamptz, timestamptz, timestamptz, bigint, jsonb) IS
+    'Imports a key whose plaintext is unknown from the SHA-256 of its token (migration from the Rails gem, RubyGems, hand-rolled tables); exempt from limits; audited.';
+COMMENT ON FUNCTION api_keys._legacy_prefixes_trigger() IS 'Internal: every change to legacy_prefixes invalidates the backends'' cached list.';
+COMMENT ON FUNCTION api_keys._legacy_prefixes_changed() IS 'Internal: sends a relcache invalidation of legacy_prefixes.';
+COMMENT ON FUNCTION api_keys._legacy_prefix_check(text) IS 'Internal: checks a legacy prefix; the prefix to store.';
+COMMENT ON FUNCTION api_keys._import_plan(text, text, integer, text, text, text, text[], text, boolean, text[], boolean, boolean, text, boolean, boolean, timestamptz, timestamptz, timestamptz, bigint, text, integer, boolean, text[], text[], boolean[], timestamptz) IS 'Internal: core''s decision for import (name, scopes, display prefix, created_at).';
 COMMENT ON FUNCTION api_keys.api_key_can_issue(text, text, text, text) IS
     'Whether an issue with these arguments would pass the owner''s limits now.';
 COMMENT ON FUNCTION api_keys.api_key_available_scopes(text, text) IS

@@ -117,9 +117,23 @@ CREATE TABLE api_keys.keys (
     expires_at     timestamptz,
     revoked_at     timestamptz,
     last_used_at   timestamptz,
-    requests_count bigint NOT NULL DEFAULT 0
+    requests_count bigint NOT NULL DEFAULT 0,
+    -- 0.2.0 (at the end, where ALTER TABLE … ADD COLUMN puts them):
+    -- the key's MFA flag, the key a rotation issued for it, and whether it
+    -- was imported from a digest (api_key_import).
+    mfa            boolean NOT NULL DEFAULT false,
+    replaced_by    uuid,
+    imported       boolean NOT NULL DEFAULT false
 );
 CREATE INDEX keys_owner_idx ON api_keys.keys (owner_type, owner_id, created_at DESC, id DESC);
+
+-- Foreign token prefixes (0.2.0, api_key_legacy_prefix_define): verify looks
+-- a token that does not parse as ours up by its SHA-256 only when it starts
+-- with one of these (an imported key, api_key_import).
+CREATE TABLE api_keys.legacy_prefixes (
+    prefix     text PRIMARY KEY CHECK (length(prefix) BETWEEN 1 AND 64),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Append-only trail of changes to keys: who, what, when; never a token.
 CREATE TABLE api_keys.audit_log (
@@ -180,7 +194,10 @@ CREATE TYPE api_keys.key_info AS (
     expires_at     timestamptz,
     revoked_at     timestamptz,
     last_used_at   timestamptz,
-    requests_count bigint
+    requests_count bigint,
+    mfa            boolean,
+    replaced_by    uuid,
+    imported       boolean
 );
 
 -- Self-serve dashboard sessions (SPEC §9): one row per hand-off link, which
@@ -212,5 +229,6 @@ SELECT pg_catalog.pg_extension_config_dump('api_keys.scopes', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.owner_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.keys', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.legacy_prefixes', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.scopes_position_seq', '');

@@ -43,6 +43,13 @@ pub struct KeyInfo {
     #[schema(required, value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<String>,
     pub requests_count: i64,
+    /// Verify asks for an OTP when a sensitive scope is required (0.2.0).
+    pub mfa: bool,
+    /// The key a rotation issued for this one (0.2.0).
+    #[schema(required)]
+    pub replaced_by: Option<Uuid>,
+    /// Imported from a digest by `api_key_import` (0.2.0).
+    pub imported: bool,
 }
 
 /// The status of a key, as `key_info` reports it.

@@ -217,6 +217,70 @@ fn keys_issue_list_get_update_revoke_verify() {
 }
 
 #[test]
+fn keys_rotate_prints_the_new_token_once_and_keeps_the_old_one_for_the_grace() {
+    let env = Env::new();
+    let o = cli(
+        &env,
+        &[
+            "keys",
+            "issue",
+            "--owner-type",
+            "user",
+            "--owner-id",
+            "9",
+            "--json",
+        ],
+        None,
+    );
+    code(&o, 0);
+    let old: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = old["id"].as_str().unwrap().to_owned();
+    let old_token = old["token"].as_str().unwrap().to_owned();
+
+    let o = cli(
+        &env,
+        &["keys", "rotate", &id, "--grace-seconds", "60"],
+        None,
+    );
+    code(&o, 0);
+    let out = stdout(&o);
+    let token = out.trim().to_owned();
+    assert_eq!(out.lines().count(), 1, "only the token on stdout: {out}");
+    assert_ne!(token, old_token);
+    assert!(!stderr(&o).contains(&token), "the token is printed once");
+    assert_eq!(verify_sql(&env, &token, &[]).0, "valid");
+    assert_eq!(verify_sql(&env, &old_token, &[]).0, "valid");
+
+    let o = cli(&env, &["keys", "get", &id, "--json"], None);
+    code(&o, 0);
+    let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(info["replaced_by"].is_string(), "{info}");
+    assert!(!stdout(&o).contains(&token) && !stdout(&o).contains(&old_token));
+
+    // a second rotation is refused (exit 1, reason on stderr); so is a bad grace
+    let o = cli(&env, &["keys", "rotate", &id], None);
+    code(&o, 1);
+    assert!(stderr(&o).contains("invalid_argument"), "{}", stderr(&o));
+    let o = cli(
+        &env,
+        &["keys", "rotate", &id, "--grace-seconds", "-5"],
+        None,
+    );
+    code(&o, 2);
+
+    let new_id = info["replaced_by"].as_str().unwrap().to_owned();
+    let o = cli(&env, &["keys", "rotate", &new_id, "--json"], None);
+    code(&o, 0);
+    let third: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(third["token"].is_string());
+    assert_eq!(
+        verify_sql(&env, &token, &[]).0,
+        "revoked",
+        "grace 0 revokes now"
+    );
+}
+
+#[test]
 fn refusals_exit_1_with_the_reason_on_stderr() {
     let env = Env::new();
     let o = cli(

@@ -9,7 +9,7 @@ use crate::expiry::{truncate, ExpiresIn};
 use crate::scopes::{self, RegisteredScope};
 
 /// Microseconds in a day, for Postgres timestamps (µs since 2000-01-01).
-const DAY_MICROS: i64 = 86_400 * 1_000_000;
+pub(crate) const DAY_MICROS: i64 = 86_400 * 1_000_000;
 
 /// A key type as stored.
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +166,27 @@ pub fn expiry(
     Ok(at)
 }
 
+/// The scopes of a new key (issued or imported): the requested ones, else
+/// the owner policy's defaults, else none; processed against the registry
+/// and the type's ceiling.
+pub fn new_key_scopes(
+    requested: Option<&[Option<String>]>,
+    facts: &IssueFacts<'_>,
+    key_type: Option<&KeyTypeFacts<'_>>,
+) -> Result<Vec<String>, RuleError> {
+    let defaults: Vec<Option<String>>;
+    let requested: &[Option<String>] = match (requested, facts.default_scopes) {
+        (Some(s), _) => s,
+        (None, Some(d)) => {
+            defaults = d.iter().cloned().map(Some).collect();
+            &defaults
+        }
+        (None, None) => &[],
+    };
+    let ceiling = key_type.and_then(|t| t.permissions);
+    scopes::process(requested, facts.registry, ceiling)
+}
+
 /// The decision for `api_key_issue`, in SPEC order: bounds, required name,
 /// key type, environment, expiry, scopes. Limits are checked by the caller
 /// under the owner lock ([`crate::limits`]).
@@ -181,17 +202,7 @@ pub fn plan(req: &IssueRequest<'_>, facts: &IssueFacts<'_>) -> Result<IssuePlan,
     let key_type = resolve_type(facts.key_type)?;
     facts.environment.check()?;
     let expires_at = expiry(req.expires_in, req.expires_at, facts.now, key_type.as_ref())?;
-    let defaults: Vec<Option<String>>;
-    let requested: &[Option<String>] = match (req.scopes, facts.default_scopes) {
-        (Some(s), _) => s,
-        (None, Some(d)) => {
-            defaults = d.iter().cloned().map(Some).collect();
-            &defaults
-        }
-        (None, None) => &[],
-    };
-    let ceiling = key_type.as_ref().and_then(|t| t.permissions);
-    let scopes = scopes::process(requested, facts.registry, ceiling)?;
+    let scopes = new_key_scopes(req.scopes, facts, key_type.as_ref())?;
     Ok(IssuePlan {
         name,
         scopes,

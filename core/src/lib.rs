@@ -10,6 +10,8 @@ pub mod error;
 pub mod expiry;
 pub mod ids;
 pub mod issue;
+pub mod legacy;
+pub mod lifecycle;
 pub mod limits;
 pub mod request;
 pub mod scopes;

@@ -7,11 +7,14 @@ use pgrx::prelude::*;
 mod auth;
 mod dashboard;
 mod guc;
+mod legacy;
+mod lifecycle;
 mod lookup;
 mod raise;
 mod rules;
 mod text;
 mod tokens;
+mod unguarded;
 mod usage;
 mod verify;
 

@@ -39,7 +39,10 @@ fn _check_label(what: &str, value: Option<&str>) -> bool {
     true
 }
 
-fn registry(names: &[Option<String>], exclusive: &[Option<bool>]) -> Vec<RegisteredScope> {
+pub(crate) fn registry(
+    names: &[Option<String>],
+    exclusive: &[Option<bool>],
+) -> Vec<RegisteredScope> {
     names
         .iter()
         .zip(exclusive.iter().chain(std::iter::repeat(&None)))

@@ -7,7 +7,8 @@
 
 use std::ptr;
 
-use api_keys_core::token;
+use api_keys_core::legacy::MAX_LEGACY_TOKEN_LEN;
+use api_keys_core::token::{self, TokenHash};
 use api_keys_core::verify::{decide, is_expired, Isolation, StoredKey};
 use api_keys_core::VerifyCode;
 use pgrx::prelude::*;
@@ -47,14 +48,22 @@ pub fn verify_with<R>(
     current_environment: Option<&str>,
     then: impl FnOnce(VerifyCode, Option<&KeyRow>) -> R,
 ) -> R {
-    let Some(parsed) = text.and_then(token::parse) else {
+    let Some(text) = text else {
         return then(VerifyCode::Malformed, None);
+    };
+    // Ours: the SHA-256 of the parsed token. Not ours: looked up only when
+    // it starts with a registered legacy prefix (an imported key), else
+    // malformed without touching a table (legacy.rs caches the prefixes).
+    let hash = match token::parse(text) {
+        Some(parsed) => parsed.hash(),
+        None if crate::legacy::is_legacy_token(text) => TokenHash::of(text),
+        None => return then(VerifyCode::Malformed, None),
     };
     let isolation = Isolation {
         strict: guc::strict_isolation(),
         current: current_environment.or_else(guc::current_environment),
     };
-    let scan = KeyScan::by_hash(parsed.hash().as_bytes());
+    let scan = KeyScan::by_hash(hash.as_bytes());
     let Some(key) = scan.key() else {
         return then(VerifyCode::NotFound, None);
     };
@@ -76,9 +85,7 @@ pub fn verify_with<R>(
 
 /// The verify code of a stored key (the token's shape and checksum passed).
 fn decide_for(key: &KeyRow, isolation: Isolation, required: &[Option<&str>]) -> VerifyCode {
-    // SAFETY: a plain read of the transaction's start time (now()); verify
-    // runs inside a transaction.
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let now = crate::unguarded::transaction_start();
     key.with_scopes(|scopes, ceiling| {
         let stored = StoredKey {
             revoked: key.datum(Col::RevokedAt).is_some(),
@@ -131,15 +138,15 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
 const UNREADABLE: &str = "\0";
 
 /// The token argument as text, or `None` when it cannot be a token: longer
-/// than any token (checked before detoasting, so 1 MB costs nothing) or not
-/// valid UTF-8.
+/// than any token, ours or legacy (checked before detoasting, so 1 MB costs
+/// nothing) or not valid UTF-8.
 ///
 /// # Safety
 /// `datum` is a non-NULL text datum valid for `'a` (an argument of the
 /// current call: its detoasted copy lives in the call's memory context).
 unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     let raw_size = pg_sys::toast_raw_datum_size(datum);
-    if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN {
+    if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN.max(MAX_LEGACY_TOKEN_LEN) {
         return None;
     }
     let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());

@@ -6,21 +6,25 @@
 #   bash tests/bench/instructions.sh
 #
 # A cluster with BENCH_KEYS stored keys is made and stopped; then, per
-# variant, a single-user backend (postgres --single) runs `PREPARE q AS …`
-# and `EXECUTE q` N1 times, and again N2 times, under
-# valgrind --tool=callgrind. (I(N2) - I(N1)) / (N2 - N1) is the steady-state
-# cost of one execution: start-up, shutdown, parse/plan of the PREPARE and
-# the first, cold execution all cancel. It counts what the
-# backend executes for a prepared statement in its own transaction,
-# including the output functions of the result row (single-user mode prints
-# it to /dev/null), and nothing of the client or of the protocol: next to
-# pgbench's tps it isolates the server-side cost of each declaration and form.
+# variant, a single-user backend (postgres --single) runs one PL/pgSQL loop
+# that executes the variant's statement N1 times (PERFORM: the row is formed
+# and discarded), and another backend N2 times, under valgrind
+# --tool=callgrind. (I(N2) - I(N1)) / (N2 - N1) is the steady-state cost of
+# one execution of the statement's cached plan (executor start, the function
+# or the scan, projection, executor end): start-up, shutdown, planning and
+# the first, cold execution all cancel. It leaves out what every call pays
+# alike (the client, the protocol, parsing the call, a transaction's start
+# and commit, sending the row): next to run.sh's tps, which include all of
+# it, it isolates the server-side cost of each declaration and form, and does
+# not move with the machine's load.
 # The variants are run.sh's (see there) that involve no write.
-# With BENCH_PROFILE=1 it also prints, for floor and verify, the functions
-# with the most instructions (self) per execution, from the same difference
-# of the two runs, function by function.
+# With BENCH_PROFILE=1 it also prints, for each of BENCH_PROFILE_VARIANTS
+# (floor verify verify_expr), the functions with the most instructions (self)
+# per execution, from the same difference of the two runs, function by
+# function; and for each pair a:b of BENCH_COMPARE (verify:verify_expr
+# verify_expr:floor) the functions where a costs more than b.
 #
-# Env: BENCH_KEYS (10000), BENCH_N1 (200), BENCH_N2 (2200), BENCH_PORT (25462),
+# Env: BENCH_KEYS (10000), BENCH_N1 (1000), BENCH_N2 (11000), BENCH_PORT (25462),
 #      BENCH_VARIANTS, BENCH_PROFILE, BENCH_SKIP_INSTALL=1.
 set -euo pipefail
 # shellcheck source=../../scripts/common.sh
@@ -28,8 +32,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/common.sh"
 cd "$ROOT"
 
 KEYS=${BENCH_KEYS:-10000}
-N1=${BENCH_N1:-200}
-N2=${BENCH_N2:-2200}
+N1=${BENCH_N1:-1000}
+N2=${BENCH_N2:-11000}
 PORT=${BENCH_PORT:-25462}
 read -r -a VARIANTS <<<"${BENCH_VARIANTS:-select1 floor plpgsql verify verify_expr verify_cols definer_set definer}"
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
@@ -79,8 +83,7 @@ instructions() {
   local v=$1 n=$2 input=$WORK/$1.$2.in out=$WORK/$1.$2.callgrind
   {
     echo "SET api_keys.track_usage = off"
-    echo "PREPARE q AS $(statement "$v")"
-    for ((i = 0; i < n; i++)); do echo "EXECUTE q"; done
+    echo "DO \$\$ BEGIN FOR i IN 1..$n LOOP PERFORM ${statement_of[$v]#SELECT }; END LOOP; END \$\$"
   } >"$input"
   as_postgres valgrind --tool=callgrind \
     --callgrind-out-file="$out" "$PG_BIN/postgres" --single -D "$DIR/data" bench \
@@ -93,7 +96,10 @@ instructions() {
   awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
 
-echo "api_keys instructions per call: callgrind, postgres --single, prepared statement, $KEYS keys, (I($N2) - I($N1)) / $((N2 - N1))"
+declare -A statement_of
+for v in "${VARIANTS[@]}"; do statement_of[$v]=$(statement "$v"); done
+
+echo "api_keys instructions per call: callgrind, postgres --single, PL/pgSQL loop of PERFORM <statement>, $KEYS keys, (I($N2) - I($N1)) / $((N2 - N1))"
 echo "machine: $(nproc) cores, $(uname -r), PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'), $(valgrind --version)"
 declare -A PER
 printf '\n%-12s %14s %10s\n' variant "instr/call" "/ floor"
@@ -121,18 +127,36 @@ by_function() {
   callgrind_annotate --threshold=100 --inclusive=no "$1" 2>/dev/null |
     awk '$1 ~ /^[0-9,]+$/ && NF >= 2 { n = $1; gsub(",", "", n); $1 = ""; sub(/^ +/, ""); sub(/^\( *[0-9.]+%\) +/, ""); sub(/ \[[^]]*\]$/, ""); print n "\t" $0 }'
 }
+# per_function variant → "instructions per execution<TAB>function" of the
+# steady state: the difference of the two runs, function by function
+per_function() {
+  local v=$1
+  by_function "$WORK/$v.$N1.callgrind" >"$WORK/$v.a"
+  by_function "$WORK/$v.$N2.callgrind" >"$WORK/$v.b"
+  awk -F '\t' -v n="$((N2 - N1))" '
+    FNR == NR { a[$2] += $1; next }
+    { b[$2] += $1 }
+    END { for (f in b) { d = (b[f] - a[f]) / n; if ((d >= 1 || d <= -1) && f != "PROGRAM TOTALS") printf "%.0f\t%s\n", d, f } }' \
+    "$WORK/$v.a" "$WORK/$v.b" | sort -t "$(printf '\t')" -k1,1rn >"$WORK/$v.per"
+}
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
-  for v in floor verify; do
+  read -r -a profiled <<<"${BENCH_PROFILE_VARIANTS:-floor verify verify_expr}"
+  for v in "${profiled[@]}"; do
     [[ -f $WORK/$v.$N2.callgrind ]] || continue
+    per_function "$v"
     echo
-    echo "== $v: instructions (self) per execution by function, (run $N2 - run $N1) / $((N2 - N1)); top 25"
-    by_function "$WORK/$v.$N1.callgrind" >"$WORK/$v.a"
-    by_function "$WORK/$v.$N2.callgrind" >"$WORK/$v.b"
-    awk -F '\t' -v n="$((N2 - N1))" -v total="${PER[$v]}" '
-      FNR == NR { a[$2] += $1; next }
-      { b[$2] += $1 }
-      END {
-        for (f in b) { d = (b[f] - a[f]) / n; if (d >= 1 && f != "PROGRAM TOTALS") printf "%10.0f %5.1f%%  %s\n", d, 100 * d / total, f }
-      }' "$WORK/$v.a" "$WORK/$v.b" | sort -rn | head -n 25
+    echo "== $v: instructions (self) per execution by function; top 25 of ${PER[$v]}"
+    awk -F '\t' -v total="${PER[$v]}" 'NR <= 25 { printf "%10d %5.1f%%  %s\n", $1, 100 * $1 / total, $2 }' "$WORK/$v.per"
+  done
+  # BENCH_COMPARE="a:b …": where a costs more than b, function by function
+  for pair in ${BENCH_COMPARE:-verify:verify_expr verify_expr:floor}; do
+    a=${pair%%:*} b=${pair#*:}
+    [[ -f $WORK/$a.per && -f $WORK/$b.per ]] || continue
+    echo
+    echo "== $a - $b: $((PER[$a] - PER[$b])) instructions per execution; the largest differences by function"
+    awk -F '\t' 'FNR == NR { b[$2] = $1; next } { a[$2] = $1 }
+      END { for (f in a) d[f] = a[f] - b[f]; for (f in b) if (!(f in a)) d[f] = -b[f]
+            for (f in d) if (d[f] >= 100 || d[f] <= -100) printf "%10d  %s\n", d[f], f }' \
+      "$WORK/$b.per" "$WORK/$a.per" | sort -rn | awk 'NR <= 25'
   done
 fi

@@ -125,6 +125,9 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub requests_count: i64,
+    pub mfa: bool,
+    pub replaced_by: Option<Uuid>,
+    pub imported: bool,
 }
 
 impl KeyInfo {
@@ -156,6 +159,9 @@ impl KeyInfo {
             revoked_at: row.get("revoked_at"),
             last_used_at: row.get("last_used_at"),
             requests_count,
+            mfa: row.get("mfa"),
+            replaced_by: row.get("replaced_by"),
+            imported: row.get("imported"),
         }
     }
 }

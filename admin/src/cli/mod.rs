@@ -103,6 +103,18 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate a key: a replacement (its token printed once); the old key
+    /// stays valid for the grace period (0 = revoked now).
+    Rotate {
+        id: Uuid,
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u32,
+        /// The replacement's expiry; default: the old key's lifetime length.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify a token read from stdin (so it stays out of the process list).
     Verify {
         /// Repeatable: scopes the key must hold.
@@ -328,6 +340,22 @@ async fn run_keys(database_url: &str, command: KeysCommand) -> Result<(), Failur
                 }
                 print(&row, false, &columns);
             }
+        }
+        KeysCommand::Rotate {
+            id,
+            grace_seconds,
+            expires_in,
+            json,
+        } => {
+            let grace = f64::from(grace_seconds);
+            let issued = one(
+                &client,
+                "SELECT to_jsonb(api_keys.api_key_rotate($1::uuid, \
+                     pg_catalog.make_interval(secs => $2::pg_catalog.float8), $3::text))",
+                &[&id, &grace, &expires_in],
+            )
+            .await?;
+            print_issued(&issued, json);
         }
         KeysCommand::Verify {
             scopes,

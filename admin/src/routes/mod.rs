@@ -22,6 +22,7 @@
 pub mod dashboard_sessions;
 pub mod health;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod owners;
@@ -37,6 +38,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(keys::router())
+        .merge(lifecycle::router())
         .merge(owners::router())
         .merge(verify::router())
         .merge(presets::router())

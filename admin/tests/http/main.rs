@@ -8,6 +8,7 @@ mod auth;
 mod dashboard;
 mod errors;
 mod keys;
+mod lifecycle;
 mod service;
 
 use common::Service;
@@ -37,6 +38,21 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Option<Value>)> {
             Some(json!({"name": "renamed"})),
         ),
         (Method::POST, "/v1/keys/{id}/revoke", "keys:write", None),
+        (
+            Method::POST,
+            "/v1/keys/import",
+            "keys:write",
+            Some(
+                json!({"owner_type": "user", "owner_id": "1", "token_sha256": "00".repeat(32),
+                        "display_prefix": "old", "last4": "abcd"}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/v1/keys/{id}/rotate",
+            "keys:write",
+            Some(json!({"grace_seconds": 60})),
+        ),
         (
             Method::POST,
             "/v1/owners/user/1/revoke_all",

@@ -347,6 +347,10 @@ fn get_returns_key_info_of_fresh_key() {
     assert_eq!(info.created_at, key.created_at);
     assert_eq!(info.revoked_at, None);
     assert_eq!(info.requests_count, 0);
+    assert_eq!(
+        (info.mfa, info.replaced_by, info.imported),
+        (false, None, false)
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod hardening;
 mod hostile;
 mod hot_path;
 mod issue;
+mod lifecycle;
 mod pagination;
 mod pgbouncer;
 mod policy;
