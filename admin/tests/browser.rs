@@ -273,6 +273,12 @@ fn publishable_keys_show_their_token_and_non_revocable_keys_have_no_revoke() {
                 .is_none(),
             "no Revoke for a non-revocable key"
         );
+        assert!(
+            b.try_find(&format!("{row} a[href$='/rotate']"))
+                .await
+                .is_none(),
+            "no Rotate for a non-revocable key"
+        );
         assert!(b
             .try_find(&format!("tr[data-key-id='{plain_id}'] a[href$='/revoke']"))
             .await
@@ -437,5 +443,70 @@ fn the_dashboard_works_without_javascript() {
         assert_eq!(b.text_of("h1").await, "Signed out");
         b.goto(&svc.url("/dashboard/")).await;
         assert_eq!(b.text_of("h1").await, "Signed out");
+    });
+}
+
+/// Rotate: the replacement's token is shown once; the old key keeps working
+/// for the chosen grace period, then stops.
+#[test]
+fn an_owner_rotates_a_key_and_sees_the_new_token_once() {
+    let _one = one_at_a_time();
+    run(|svc| async move {
+        let link = sign_in_link(&svc, "1").await;
+        let row = svc
+            .su
+            .query_one(
+                "SELECT (k).id, (k).token FROM (SELECT api_keys.api_key_issue('user', '1', name => 'Worker', scopes => '{read,write}') k) s",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (old_id, old_token): (uuid::Uuid, String) = (row.get(0), row.get(1));
+        let b = Browser::start(1280, 900).await;
+        open_dashboard(&b, &link).await;
+        b.click_css(&format!("tr[data-key-id='{old_id}'] a[href$='/rotate']"))
+            .await;
+        b.wait_for_url(|u| u.ends_with("/rotate")).await;
+        assert!(b.text_of("h1").await.contains("Worker"));
+        b.click_css("#grace_seconds option[value='3600']").await;
+        b.click_css("form button.primary").await;
+        let created = b.wait_for_url(|u| u.ends_with("/created")).await;
+        assert!(
+            !created.contains(&old_id.to_string()),
+            "the replacement's page"
+        );
+        assert_eq!(b.text_of("h1").await, "Your new key");
+        let new_token = b.text_of("#new-token").await;
+        assert_ne!(new_token, old_token);
+        let (code, scopes, name, _) = verify_sql(&svc, &new_token, &["write"]).await;
+        assert_eq!((code.as_str(), name.as_deref()), ("valid", Some("Worker")));
+        assert_eq!(scopes, Some(vec!["read".to_owned(), "write".to_owned()]));
+        // the old key: still valid for the grace hour, then it expires
+        assert_eq!(verify_sql(&svc, &old_token, &["read"]).await.0, "valid");
+        let left: i64 = svc
+            .su
+            .query_one("SELECT extract(epoch FROM expires_at - now())::bigint FROM api_keys.api_key_get($1)", &[&old_id])
+            .await
+            .unwrap()
+            .get(0);
+        assert!((3500..=3600).contains(&left), "{left}");
+        b.refresh().await;
+        assert_eq!(b.text_of("h1").await, "Token already shown");
+        // grace 0 on the replacement: revoked at once
+        b.goto(&svc.url("/dashboard/")).await;
+        let new_id: uuid::Uuid = svc
+            .su
+            .query_one("SELECT (api_keys.api_key_verify($1)).key_id", &[&new_token])
+            .await
+            .unwrap()
+            .get(0);
+        b.click_css(&format!("tr[data-key-id='{new_id}'] a[href$='/rotate']"))
+            .await;
+        b.wait_for_url(|u| u.ends_with("/rotate")).await;
+        b.click_css("form button.primary").await;
+        b.wait_for_url(|u| u.ends_with("/created")).await;
+        let third = b.text_of("#new-token").await;
+        assert_eq!(verify_sql(&svc, &new_token, &["read"]).await.0, "revoked");
+        assert_eq!(verify_sql(&svc, &third, &["read"]).await.0, "valid");
     });
 }

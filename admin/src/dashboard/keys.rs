@@ -65,6 +65,20 @@ async fn owned_key(
     Ok((owner, decode(data)?))
 }
 
+/// On to the success page of a just-issued key. Show-once: the token rides
+/// to that page in a cookie of its path alone, dropped there on first view;
+/// the service keeps no copy.
+fn show_once(headers: &HeaderMap, issued: &IssuedKey) -> Result<Response, DashboardError> {
+    let page = format!("/dashboard/keys/{}/created", issued.id);
+    let cookie = set_cookie(headers, NEW_TOKEN_COOKIE, &issued.token, &page, None);
+    let mut response = see_other(&page);
+    let value = cookie
+        .parse()
+        .map_err(|_| DashboardError::Api(ApiError::Internal("token cookie".to_owned())))?;
+    response.headers_mut().insert(SET_COOKIE, value);
+    Ok(response)
+}
+
 fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
 }
@@ -165,23 +179,7 @@ pub async fn create(
         )
         .await;
     match issued {
-        Ok((_, issued)) => {
-            let issued: IssuedKey = decode(issued)?;
-            let token = issued.token.as_str();
-            let page = format!("/dashboard/keys/{}/created", issued.id);
-            // Show-once: the token rides to its page in a cookie of that
-            // page's path alone, dropped there on first view. The service
-            // keeps no copy.
-            let cookie = set_cookie(&headers, NEW_TOKEN_COOKIE, token, &page, None);
-            let mut response = see_other(&page);
-            response.headers_mut().insert(
-                SET_COOKIE,
-                cookie.parse().map_err(|_| {
-                    DashboardError::Api(ApiError::Internal("token cookie".to_owned()))
-                })?,
-            );
-            Ok(response)
-        }
+        Ok((_, issued)) => show_once(&headers, &decode(issued)?),
         Err(e) => {
             let (status, error) = refusal(e)?;
             let (owner, data) = session
@@ -355,4 +353,51 @@ pub async fn revoke(
         return Err(DashboardError::NotFound);
     }
     Ok(see_other("/dashboard/?notice=revoked"))
+}
+
+pub async fn rotate_confirm(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, DashboardError> {
+    let id = key_id(&id)?;
+    let (owner, key) = owned_key(&state, &session, &id).await?;
+    Ok(pages::rotate_confirm(&owner, &session.csrf_token(), &key).into_response())
+}
+
+/// `api_key_rotate`: the replacement's token is shown once, on its own
+/// success page, as after creating a key.
+pub async fn rotate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, DashboardError> {
+    let id = key_id(&id)?;
+    let f = checked_form(&session, &body)?;
+    // The grace in seconds; its bounds are the extension's (core's) rule.
+    let grace: f64 = match f.get("grace_seconds").unwrap_or("0").parse::<u32>() {
+        Ok(g) => f64::from(g),
+        Err(_) => {
+            return Err(DashboardError::Api(ApiError::InvalidArgument(
+                "grace_seconds must be a number of seconds".to_owned(),
+            )))
+        }
+    };
+    let (_, issued) = session
+        .run(
+            &state,
+            &format!(
+                "CASE WHEN {OWNS} THEN to_jsonb(api_keys.api_key_rotate($2::uuid, \
+                     pg_catalog.make_interval(secs => $3::pg_catalog.float8))) END"
+            ),
+            &[&id, &grace],
+        )
+        .await?;
+    if issued.is_null() {
+        return Err(DashboardError::NotFound);
+    }
+    let issued: IssuedKey = decode(issued)?;
+    show_once(&headers, &issued)
 }

@@ -56,6 +56,10 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/keys/{id}/edit", get(keys::edit_form))
         .route("/dashboard/keys/{id}/created", get(keys::created))
         .route(
+            "/dashboard/keys/{id}/rotate",
+            get(keys::rotate_confirm).post(keys::rotate),
+        )
+        .route(
             "/dashboard/keys/{id}/revoke",
             get(keys::revoke_confirm).post(keys::revoke),
         )

@@ -51,6 +51,7 @@ fn key_table(caption: &str, keys: &[&KeyView], options: &Options, now: &DateTime
                             td.actions {
                                 a.button.small href={ "/dashboard/keys/" (k.id) "/edit" } aria-label={ "Edit " (display_name(k)) } { "Edit" }
                                 @if k.revocable && is_active(k) {
+                                    a.button.small href={ "/dashboard/keys/" (k.id) "/rotate" } aria-label={ "Rotate " (display_name(k)) } { "Rotate" }
                                     a.button.small.danger href={ "/dashboard/keys/" (k.id) "/revoke" } aria-label={ "Revoke " (display_name(k)) } { "Revoke" }
                                 }
                             }
@@ -263,6 +264,45 @@ pub fn entered() -> Markup {
         html! {
             h1 { "Signed in" }
             p { a.button.primary href="/dashboard/" { "Continue to your API keys" } }
+        },
+    )
+}
+
+/// Grace periods offered for the old key of a rotation (seconds, label).
+pub const ROTATE_GRACE: [(u32, &str); 4] = [
+    (0, "Revoke the old key now"),
+    (3600, "Keep the old key working for 1 hour"),
+    (86_400, "Keep the old key working for 24 hours"),
+    (604_800, "Keep the old key working for 7 days"),
+];
+
+pub fn rotate_confirm(owner: &Owner, csrf: &str, key: &KeyView) -> Markup {
+    layout(
+        "Rotate key",
+        Some((owner, csrf)),
+        html! {
+            h1 { "Rotate “" span.key-name { (display_name(key)) } "”?" }
+            p { code.masked { (key.masked_token) } }
+            @if !key.revocable {
+                p { "This key cannot be rotated: it cannot be revoked." }
+            } @else if !is_active(key) {
+                p { "Only an active key can be rotated." }
+            } @else {
+                p { "A new key with the same name, scopes, type and environment replaces this one. Its token is shown once." }
+                form method="post" action={ "/dashboard/keys/" (key.id) "/rotate" } {
+                    (csrf_field(csrf))
+                    div.field {
+                        label for="grace_seconds" { "The old key" }
+                        select id="grace_seconds" name="grace_seconds" {
+                            @for (secs, label) in ROTATE_GRACE { option value=(secs) { (label) } }
+                        }
+                    }
+                    div.buttons {
+                        button.primary type="submit" { "Rotate key" }
+                        a.button href="/dashboard/" { "Cancel" }
+                    }
+                }
+            }
         },
     )
 }

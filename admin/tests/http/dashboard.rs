@@ -347,7 +347,7 @@ fn a_session_addressing_another_owners_key_gets_404() {
         let token = csrf(&svc, &a).await;
         let id = b_key.to_string();
         let mut answers = Vec::new();
-        for path in ["edit", "created", "revoke"] {
+        for path in ["edit", "created", "revoke", "rotate"] {
             answers.push((
                 format!("GET {path}"),
                 get(&svc, &format!("/dashboard/keys/{id}/{path}"), Some(&a)).await,
@@ -360,6 +360,16 @@ fn a_session_addressing_another_owners_key_gets_404() {
                 &format!("/dashboard/keys/{id}"),
                 Some(&a),
                 &[("csrf", &token), ("name", "pwned"), ("scopes", "write")],
+            )
+            .await,
+        ));
+        answers.push((
+            "POST rotate".to_owned(),
+            post(
+                &svc,
+                &format!("/dashboard/keys/{id}/rotate"),
+                Some(&a),
+                &[("csrf", &token), ("grace_seconds", "0")],
             )
             .await,
         ));
@@ -439,6 +449,10 @@ fn every_dashboard_post_without_the_sessions_csrf_token_is_403() {
                 format!("/dashboard/keys/{id}"),
                 vec![("name", "renamed"), ("scopes", "write")],
             ),
+            (
+                format!("/dashboard/keys/{id}/rotate"),
+                vec![("grace_seconds", "0")],
+            ),
             (format!("/dashboard/keys/{id}/revoke"), vec![]),
             ("/dashboard/reset".to_owned(), vec![]),
             ("/dashboard/logout".to_owned(), vec![]),
@@ -493,6 +507,7 @@ fn every_dashboard_page_sends_the_csp_and_refuses_framing() {
             format!("/dashboard/keys/{id}/edit"),
             format!("/dashboard/keys/{id}/created"),
             format!("/dashboard/keys/{id}/revoke"),
+            format!("/dashboard/keys/{id}/rotate"),
             "/dashboard/reset".to_owned(),
             "/dashboard/assets/dashboard.css".to_owned(),
             "/dashboard/assets/theme.css".to_owned(),
@@ -745,6 +760,17 @@ fn hostile_form_input_is_refused_in_words_and_creates_nothing() {
         .await;
         assert_eq!(p.status, 400, "{}", p.text);
         assert!(p.text.contains(r#"id="name-error""#), "{}", p.text);
+        // rotate with a bad grace: refused, nothing issued
+        for grace in ["abc", "-1", "1e9", "99999999", ""] {
+            let p = post(
+                &svc,
+                &format!("/dashboard/keys/{id}/rotate"),
+                Some(&s),
+                &[("csrf", &token), ("grace_seconds", grace)],
+            )
+            .await;
+            assert_eq!(p.status, 400, "{grace:?}: {}", p.text);
+        }
         // a body over the limit
         let big = "x".repeat(70 * 1024);
         let p = post(
