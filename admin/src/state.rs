@@ -99,6 +99,18 @@ pub struct AppStateInner {
     /// `environment` argument of `api_key_verify`); `None` = the
     /// connection's `api_keys.environment` setting.
     pub caller_environment: Option<String>,
+    /// Settings of the self-serve dashboard.
+    pub dashboard: Arc<DashboardConfig>,
+}
+
+/// Settings of the self-serve dashboard (SPEC §9).
+#[derive(Debug, Clone, Default)]
+pub struct DashboardConfig {
+    /// Where browsers reach this service (`https://keys.example.com`): the
+    /// base of sign-in links. `None` = `http://` + the request's Host.
+    pub public_url: Option<String>,
+    /// CSS served after the stylesheet, to theme it by its variables.
+    pub theme_css: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +164,7 @@ impl AppState {
             pool,
             metrics: Metrics::default(),
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
+            dashboard: Arc::new(DashboardConfig::default()),
         })))
     }
 
@@ -160,6 +173,13 @@ impl AppState {
     pub fn with_shared_connections(mut self, count: usize) -> AppState {
         let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
         inner.shared = SharedConnections::new(inner.pool.clone(), count);
+        self
+    }
+
+    /// This state with these dashboard settings.
+    pub fn with_dashboard(mut self, dashboard: DashboardConfig) -> AppState {
+        let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
+        inner.dashboard = Arc::new(dashboard);
         self
     }
 
