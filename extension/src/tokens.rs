@@ -41,12 +41,21 @@ pub unsafe extern "C-unwind" fn api_keys_environment_of(
         .and_then(Result::ok)
         .and_then(token::parse)
         .and_then(|t| t.environment_segment().map(str::to_owned));
+    // A read-only SPI connection: `Spi::get_one_with_args` runs the query
+    // as an update, which assigns a transaction id, and so raises on a hot
+    // standby ("cannot assign TransactionIds during recovery") and burns an
+    // id in every READ ONLY transaction.
     let name = segment.and_then(|segment| {
-        Spi::get_one_with_args::<String>(
-            "SELECT e.name FROM api_keys.environments e \
-              WHERE e.prefix_segment OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-            &[segment.as_str().into()],
-        )
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT e.name FROM api_keys.environments e \
+                      WHERE e.prefix_segment OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+                    Some(1),
+                    &[segment.as_str().into()],
+                )
+                .and_then(|rows| rows.first().get_one::<String>())
+        })
         .ok()
         .flatten()
     });

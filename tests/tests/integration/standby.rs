@@ -141,6 +141,52 @@ fn standby_answers_not_found_and_malformed() {
     v.assert_code("malformed");
 }
 
+/// The other never-raise functions of a token (SPEC §5: "never raise") on a
+/// standby, where nothing may assign a transaction id: the environment of a
+/// token was read with an SPI "update" that did, and raised there.
+#[test]
+fn standby_answers_mask_and_environment_of_without_raising() {
+    let serial = serial();
+    let pair = Replicated::preloaded(&serial);
+    let mut p = pair.primary();
+    p.batch_execute("SELECT api_keys.api_key_environment_define('live', 'live')")
+        .unwrap();
+    let token: String = p
+        .query_one(
+            "SELECT (api_keys.api_key_issue('user', '1', environment => 'live')).token",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    pair.wait_for_replay();
+
+    let mut s = pair.standby();
+    let row = s
+        .query_one(
+            "SELECT api_keys.api_key_environment_of($1), api_keys.api_key_mask($1), \
+                    api_keys.api_key_environment_of('not a token'), \
+                    pg_current_xact_id_if_assigned() IS NULL",
+            &[&token],
+        )
+        .expect("environment_of and mask answer on a standby");
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("live"));
+    assert!(row.get::<_, Option<String>>(1).is_some(), "masked");
+    assert_eq!(row.get::<_, Option<String>>(2), None);
+    assert!(row.get::<_, bool>(3), "no transaction id assigned");
+
+    // and on the primary, in a READ ONLY transaction, no id is spent
+    let mut tx = p.build_transaction().read_only(true).start().unwrap();
+    let row = tx
+        .query_one(
+            "SELECT api_keys.api_key_environment_of($1), pg_current_xact_id_if_assigned() IS NULL",
+            &[&token],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("live"));
+    assert!(row.get::<_, bool>(1), "no transaction id assigned");
+    tx.rollback().unwrap();
+}
+
 #[test]
 fn revocation_on_primary_is_seen_on_standby_after_replay() {
     let serial = serial();
