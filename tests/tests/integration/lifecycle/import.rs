@@ -67,6 +67,10 @@ fn gem_table(c: &mut Client, n: i32) {
 fn ten_thousand_gem_keys_import_in_one_statement_and_every_plaintext_verifies() {
     let db = TestDb::new();
     let mut c = db.connect();
+    // The verifies below would add to requests_count whenever the usage
+    // flusher runs (preloaded), racing the check that the imported count is
+    // kept: tracking is tested elsewhere, so it is off in this session.
+    c.batch_execute("SET api_keys.track_usage = off").unwrap();
     configure(&mut c, "api_keys.api_key_scope_define('read')");
     configure(&mut c, "api_keys.api_key_scope_define('write')");
     gem_table(&mut c, 10_000);
