@@ -103,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::keys::router())
         .merge(routes::lifecycle::router())
         .merge(routes::owners::router())
+        .merge(routes::mfa::router())
         .merge(routes::verify::router())
         .merge(routes::presets::router())
         .merge(routes::health::router())

@@ -9,6 +9,7 @@ mod guc;
 mod legacy;
 mod lifecycle;
 mod lookup;
+mod mfa;
 mod raise;
 mod rules;
 mod text;
@@ -25,4 +26,5 @@ extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
 pub extern "C-unwind" fn _PG_init() {
     guc::define();
     usage::init();
+    mfa::init();
 }

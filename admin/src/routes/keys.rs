@@ -37,6 +37,7 @@ pub struct IssueRequest {
     expires_at: Option<DateTime<Utc>>,
     expires_in: Option<String>,
     metadata: Option<Value>,
+    mfa: Option<bool>,
 }
 
 async fn issue(
@@ -53,7 +54,8 @@ async fn issue(
             "to_jsonb(api_keys.api_key_issue(owner_type => $3::text, owner_id => $4::text, \
                  name => $5::text, scopes => $6::text[], key_type => $7::text, \
                  environment => $8::text, expires_at => $9::timestamptz, \
-                 expires_in => $10::text, metadata => $11::jsonb))",
+                 expires_in => $10::text, metadata => $11::jsonb, \
+                 mfa => coalesce($12::boolean, false)))",
             &[
                 &req.owner_type,
                 &req.owner_id,
@@ -64,6 +66,7 @@ async fn issue(
                 &req.expires_at,
                 &req.expires_in,
                 &metadata,
+                &req.mfa,
             ],
         )
         .await?;
@@ -153,6 +156,7 @@ pub struct UpdateRequest {
     name: Option<String>,
     scopes: Option<Vec<String>>,
     metadata: Option<Value>,
+    mfa: Option<bool>,
 }
 
 async fn update(
@@ -165,8 +169,8 @@ async fn update(
         .run(
             &state,
             Scope::Write,
-            "to_jsonb(api_keys.api_key_update($3::uuid, $4::text, $5::text[], $6::jsonb))",
-            &[&id, &req.name, &req.scopes, &req.metadata],
+            "to_jsonb(api_keys.api_key_update($3::uuid, $4::text, $5::text[], $6::jsonb, $7::boolean))",
+            &[&id, &req.name, &req.scopes, &req.metadata, &req.mfa],
         )
         .await?;
     Ok(axum::Json(info))

@@ -4,6 +4,7 @@ pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mfa;
 pub mod openapi;
 pub mod owners;
 pub mod presets;

@@ -158,7 +158,8 @@ fn schemas() -> Value {
                 "environment": nullable("string"),
                 "expires_at": nullable_format("string", "date-time"),
                 "expires_in": {"type": ["string", "null"], "description": "`no_expiration`, `7_days`, `30_days`, `60_days`, `90_days`, `1_year` or `N_days`."},
-                "metadata": {"type": ["object", "null"]}
+                "metadata": {"type": ["object", "null"]},
+                "mfa": {"type": ["boolean", "null"], "description": "The key needs a TOTP code for sensitive scopes; the owner's MFA must be enabled (0.2.0)."}
             }
         },
         "IssuedKey": {
@@ -196,7 +197,8 @@ fn schemas() -> Value {
             "properties": {
                 "name": nullable("string"),
                 "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
-                "metadata": {"type": ["object", "null"]}
+                "metadata": {"type": ["object", "null"]},
+                "mfa": {"type": ["boolean", "null"]}
             }
         },
         "RotateRequest": {
@@ -230,6 +232,28 @@ fn schemas() -> Value {
                 "requests_count": {"type": ["integer", "null"], "minimum": 0},
                 "metadata": {"type": ["object", "null"]}
             }
+        },
+        "MfaEnrollment": {
+            "type": "object",
+            "description": "The TOTP secret (base32) and its otpauth:// URI, shown once.",
+            "required": ["secret", "otpauth_uri"],
+            "properties": {"secret": {"type": "string"}, "otpauth_uri": {"type": "string"}}
+        },
+        "MfaConfirmRequest": {
+            "type": "object",
+            "required": ["otp"],
+            "additionalProperties": false,
+            "properties": {"otp": {"type": "string"}}
+        },
+        "MfaConfirmResult": {
+            "type": "object",
+            "required": ["enabled"],
+            "properties": {"enabled": {"type": "boolean", "description": "False for a wrong code."}}
+        },
+        "MfaDisableResult": {
+            "type": "object",
+            "required": ["disabled"],
+            "properties": {"disabled": {"type": "boolean", "description": "False when there was no enrollment."}}
         },
         "RevokeResult": {
             "type": "object",
@@ -265,17 +289,18 @@ fn schemas() -> Value {
             "properties": {
                 "token": {"type": "string"},
                 "required_scopes": {"type": ["array", "null"], "items": {"type": "string"}},
-                "environment": nullable("string")
+                "environment": nullable("string"),
+                "otp": {"type": ["string", "null"], "description": "A TOTP code of the key owner's MFA, for sensitive scopes (0.2.0)."}
             }
         },
         "Verification": {
             "type": "object",
-            "description": "api_keys.verification. Identity columns are null unless code is valid or insufficient_scope.",
+            "description": "api_keys.verification. Identity columns are null unless code is valid, insufficient_scope, otp_required or otp_invalid.",
             "required": ["valid", "code", "key_id", "owner_type", "owner_id", "name", "key_type",
                          "environment", "scopes", "metadata", "expires_at"],
             "properties": {
                 "valid": {"type": "boolean"},
-                "code": {"type": "string", "description": "malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope or valid."},
+                "code": {"type": "string", "description": "malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope, otp_required, otp_invalid or valid."},
                 "key_id": nullable_format("string", "uuid"),
                 "owner_type": nullable("string"),
                 "owner_id": nullable("string"),
@@ -362,6 +387,16 @@ pub fn document() -> Value {
             "/v1/owners/{owner_type}/{owner_id}/revoke_all": {
                 "post": operation("revokeAllKeys", "Revoke every active revocable key of an owner (api_key_revoke_all)", "keys:write", owner.clone(), None,
                     protected(json!({"200": ok("How many keys were revoked.", "RevokeAllResult")}), &[])),
+            },
+            "/v1/owners/{owner_type}/{owner_id}/mfa": {
+                "post": operation("mfaEnroll", "Start an owner's TOTP enrollment (api_key_mfa_enroll)", "keys:write", owner.clone(), None,
+                    protected(json!({"200": ok("The secret and otpauth URI, shown once.", "MfaEnrollment")}), &[])),
+                "delete": operation("mfaDisable", "Remove an owner's TOTP enrollment (api_key_mfa_disable)", "keys:write", owner.clone(), None,
+                    protected(json!({"200": ok("Whether there was one.", "MfaDisableResult")}), &[])),
+            },
+            "/v1/owners/{owner_type}/{owner_id}/mfa/confirm": {
+                "post": operation("mfaConfirm", "Enable a pending enrollment with a code (api_key_mfa_confirm)", "keys:write", owner.clone(), Some("MfaConfirmRequest"),
+                    protected(json!({"200": ok("Whether the code enabled it.", "MfaConfirmResult")}), &["413"])),
             },
             "/v1/owners/{owner_type}/{owner_id}/available_scopes": {
                 "get": operation("availableScopes", "Scopes a new key of this owner may hold (api_key_available_scopes)", "keys:read", {

@@ -22,6 +22,7 @@ pub struct VerifyRequest {
     token: String,
     required_scopes: Option<Vec<String>>,
     environment: Option<String>,
+    otp: Option<String>,
 }
 
 /// 200 with the verification row whatever its code: a refused key is an
@@ -35,8 +36,8 @@ async fn verify(
         .run(
             &state,
             Scope::Verify,
-            "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text))",
-            &[&req.token, &req.required_scopes, &req.environment],
+            "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text, $6::text))",
+            &[&req.token, &req.required_scopes, &req.environment, &req.otp],
         )
         .await?;
     if let Some(code) = verification.get("code").and_then(Value::as_str) {

@@ -647,7 +647,7 @@ fn hostile_search_path_changes_nothing(su_config: Config) {
     // and the identity helpers to PUBLIC; a role in no extension role
     su.batch_execute(
         "GRANT USAGE ON SCHEMA api_keys TO PUBLIC;
-         GRANT EXECUTE ON FUNCTION api_keys.api_key_verify(text, text[], text),
+         GRANT EXECUTE ON FUNCTION api_keys.api_key_verify(text, text[], text, text),
              api_keys.api_key_authenticate(text[]), api_keys.current_key_id(),
              api_keys.current_owner_type(), api_keys.current_owner_id(),
              api_keys.current_scopes(), api_keys.has_scope(text) TO PUBLIC;",
