@@ -9,6 +9,7 @@ mod guc;
 mod legacy;
 mod lifecycle;
 mod lookup;
+mod mfa;
 mod raise;
 mod rules;
 mod text;
@@ -26,4 +27,5 @@ extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
 pub extern "C-unwind" fn _PG_init() {
     guc::define();
     usage::init();
+    mfa::init();
 }

@@ -130,13 +130,13 @@ pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
 /// `SetUserIdAndSecContext(s->prevUser, s->prevSecContext)` with the values
 /// saved when the (sub)transaction started, for SECURITY DEFINER functions'
 /// sake; a caller's EXCEPTION block or savepoint is such a subtransaction.
-struct AsOwner {
+pub(crate) struct AsOwner {
     user: pg_sys::Oid,
     sec_context: i32,
 }
 
 impl AsOwner {
-    fn switch(owner: pg_sys::Oid) -> AsOwner {
+    pub(crate) fn switch(owner: pg_sys::Oid) -> AsOwner {
         let mut user = pg_sys::InvalidOid;
         let mut sec_context = 0;
         // SAFETY: reads and sets this backend's current user id and
