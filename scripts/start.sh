@@ -100,6 +100,10 @@ else
   DATABASE_URL=$SERVICE_URL target/release/api-keys-admin bootstrap
   and export API_KEYS_ADMIN_TOKEN=<that key>"
 fi
+# A ready sign-in link to the self-serve dashboard for the demo owner
+# user/42 (single use, valid for an hour).
+DASHBOARD_LINK=$("$ADMIN_BIN" dashboard-link --database-url "$SERVICE_URL" \
+  --owner-type user --owner-id 42 --ttl-seconds 3600 --public-url "http://$LISTEN")
 # --------------------------------------------------------------------------
 
 cat <<MSG
@@ -108,6 +112,10 @@ PostgreSQL 15 with api_keys is running (data: .pgdata, log: .pgdata/log),
 and the admin HTTP service on http://$LISTEN (log: .admin/log).
 
 $ADMIN_TOKEN_LINE
+
+Dashboard of the demo owner user/42 (open in a browser; the link works once,
+for an hour; re-run this script or POST /v1/dashboard_sessions for another):
+  $DASHBOARD_LINK
 
 Try it:
   curl -s -H "Authorization: Bearer \$API_KEYS_ADMIN_TOKEN" -H 'content-type: application/json' \\

@@ -169,6 +169,49 @@ SET search_path TO pg_catalog, api_keys, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_auth_refusal_wrapper';
 
+-- Dashboard sessions (SPEC §9): core's link and session expiry.
+
+CREATE FUNCTION api_keys._dashboard_link_expires_at(
+	"ttl_seconds" INT,
+	"return_url" TEXT,
+	"return_text" TEXT,
+	"now" timestamp with time zone
+) RETURNS timestamp with time zone
+IMMUTABLE SECURITY DEFINER
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_dashboard_link_expires_at_wrapper';
+
+CREATE FUNCTION api_keys._dashboard_session_expires_at(
+	"started_at" timestamp with time zone,
+	"last_seen_at" timestamp with time zone
+) RETURNS timestamp with time zone
+IMMUTABLE STRICT SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, api_keys, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_dashboard_session_expires_at_wrapper';
+
+-- Self-serve dashboard sessions (SPEC §9): one row per hand-off link, which
+-- becomes a cookie session when exchanged. Only SHA-256 digests of the link
+-- and session secrets are kept (core hashes them in the admin service; the
+-- secrets never reach the database). Deliberately not in pg_dump: a session
+-- is worth nothing after 12 hours, and a restored backup should not revive one.
+CREATE TABLE api_keys.dashboard_sessions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner_type      text NOT NULL,
+    owner_id        text NOT NULL,
+    link_hash       bytea NOT NULL UNIQUE CHECK (length(link_hash) = 32),
+    link_expires_at timestamptz NOT NULL,
+    session_hash    bytea UNIQUE CHECK (length(session_hash) = 32),
+    return_url      text,
+    return_text     text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    started_at      timestamptz,
+    last_seen_at    timestamptz,
+    CHECK ((session_hash IS NULL) = (started_at IS NULL) AND (started_at IS NULL) = (last_seen_at IS NULL))
+);
+CREATE INDEX dashboard_sessions_owner_idx ON api_keys.dashboard_sessions (owner_type, owner_id);
+
 CREATE FUNCTION api_keys._rotate_plan(
 	"key_id" uuid,
 	"revocable" bool,
@@ -490,6 +533,9 @@ BEGIN
                            AND i.status = 'active' AND i.revocable)
         RETURNING k.id)
     SELECT coalesce(array_agg(id), '{}') INTO ids FROM revoked;
+    -- Reset also ends the owner's dashboard sessions and unused links (SPEC §9).
+    DELETE FROM api_keys.dashboard_sessions d
+     WHERE d.owner_type = api_key_revoke_all.owner_type AND d.owner_id = api_key_revoke_all.owner_id;
     PERFORM api_keys._audit('revoke_all', NULL, owner_type, owner_id,
         jsonb_build_object('revoked', cardinality(ids), 'key_ids', to_jsonb(ids)));
     RETURN cardinality(ids);
@@ -511,6 +557,8 @@ BEGIN
      WHERE l.owner_type = api_key_purge_owner.owner_type AND l.owner_id = api_key_purge_owner.owner_id;
     DELETE FROM api_keys.mfa_enrollments m
      WHERE m.owner_type = api_key_purge_owner.owner_type AND m.owner_id = api_key_purge_owner.owner_id;
+    DELETE FROM api_keys.dashboard_sessions d
+     WHERE d.owner_type = api_key_purge_owner.owner_type AND d.owner_id = api_key_purge_owner.owner_id;
     PERFORM api_keys._audit('purge_owner', NULL, owner_type, owner_id, jsonb_build_object('deleted', n));
     RETURN n;
 END
@@ -997,6 +1045,143 @@ LANGUAGE c IMMUTABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp
 AS 'MODULE_PATHNAME', 'api_keys_text_check';
 
+-- Self-serve dashboard sessions (SPEC §9). dashboard_session_create stores a
+-- hand-off link (its digest), dashboard_session_exchange turns it once into a
+-- cookie session, dashboard_session_owner finds a live session and keeps it
+-- alive, dashboard_session_end logs out; api_key_revoke_all and
+-- api_key_purge_owner end every session of their owner. Expiry is core's rule
+-- (_dashboard_link_expires_at, _dashboard_session_expires_at).
+CREATE OR REPLACE FUNCTION api_keys._dashboard_hash_check(what text, hash bytea) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    IF hash IS NULL OR octet_length(hash) <> 32 THEN
+        PERFORM api_keys._raise('invalid_argument', format('%s must be a SHA-256 digest (32 bytes)', what));
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.dashboard_session_create(owner_type text, owner_id text, link_hash bytea,
+    ttl_seconds integer DEFAULT NULL, return_url text DEFAULT NULL, return_text text DEFAULT NULL)
+RETURNS timestamptz LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    expires timestamptz;
+BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, return_url or return_text', owner_type, owner_id, return_url, return_text);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    PERFORM api_keys._dashboard_hash_check('link_hash', link_hash);
+    expires := api_keys._dashboard_link_expires_at(ttl_seconds, return_url, return_text, now());
+    IF EXISTS (SELECT 1 FROM api_keys.dashboard_sessions s WHERE s.link_hash = dashboard_session_create.link_hash) THEN
+        PERFORM api_keys._raise('invalid_argument', 'link_hash is already in use');
+    END IF;
+    -- Housekeeping: links and sessions (of any owner) that can no longer be
+    -- used; the table holds at most a day's sign-ins, so a scan is cheap.
+    DELETE FROM api_keys.dashboard_sessions s
+     WHERE CASE WHEN s.started_at IS NULL THEN s.link_expires_at <= now()
+                ELSE api_keys._dashboard_session_expires_at(s.started_at, s.last_seen_at) <= now() END;
+    INSERT INTO api_keys.dashboard_sessions (owner_type, owner_id, link_hash, link_expires_at, return_url, return_text)
+    VALUES (owner_type, owner_id, link_hash, expires, return_url, return_text);
+    PERFORM api_keys._audit('dashboard_session_create', NULL, owner_type, owner_id,
+        jsonb_build_object('link_expires_at', expires));
+    RETURN expires;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.dashboard_session_exchange(link_hash bytea, session_hash bytea)
+RETURNS TABLE(owner_type text, owner_id text, expires_at timestamptz) LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    s api_keys.dashboard_sessions;
+BEGIN
+    PERFORM api_keys._dashboard_hash_check('link_hash', dashboard_session_exchange.link_hash);
+    PERFORM api_keys._dashboard_hash_check('session_hash', dashboard_session_exchange.session_hash);
+    IF EXISTS (SELECT 1 FROM api_keys.dashboard_sessions d WHERE d.session_hash = dashboard_session_exchange.session_hash) THEN
+        PERFORM api_keys._raise('invalid_argument', 'session_hash is already in use');
+    END IF;
+    -- Single use: the row lock makes a concurrent second exchange re-check
+    -- started_at and find the link taken.
+    UPDATE api_keys.dashboard_sessions d
+       SET session_hash = dashboard_session_exchange.session_hash, started_at = now(), last_seen_at = now()
+     WHERE d.link_hash = dashboard_session_exchange.link_hash
+       AND d.started_at IS NULL AND d.link_expires_at > now()
+    RETURNING d.* INTO s;
+    IF s.id IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM api_keys._audit('dashboard_session_start', NULL, s.owner_type, s.owner_id);
+    owner_type := s.owner_type;
+    owner_id := s.owner_id;
+    expires_at := api_keys._dashboard_session_expires_at(s.started_at, s.last_seen_at);
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.dashboard_session_owner(session_hash bytea)
+RETURNS TABLE(owner_type text, owner_id text, return_url text, return_text text, expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    PERFORM api_keys._dashboard_hash_check('session_hash', dashboard_session_owner.session_hash);
+    RETURN QUERY
+    UPDATE api_keys.dashboard_sessions d SET last_seen_at = now()
+     WHERE d.session_hash = dashboard_session_owner.session_hash
+       AND api_keys._dashboard_session_expires_at(d.started_at, d.last_seen_at) > now()
+    RETURNING d.owner_type, d.owner_id, d.return_url, d.return_text,
+              api_keys._dashboard_session_expires_at(d.started_at, d.last_seen_at);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.dashboard_session_end(session_hash bytea) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    s api_keys.dashboard_sessions;
+BEGIN
+    PERFORM api_keys._dashboard_hash_check('session_hash', dashboard_session_end.session_hash);
+    DELETE FROM api_keys.dashboard_sessions d WHERE d.session_hash = dashboard_session_end.session_hash
+    RETURNING d.* INTO s;
+    IF s.id IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM api_keys._audit('dashboard_session_end', NULL, s.owner_type, s.owner_id);
+    RETURN true;
+END
+$$;
+
+-- What the dashboard's forms offer an owner: key types (and where each may
+-- be issued now), environments, expiry presets, for key_type the scopes a
+-- new key may hold (from the SPEC functions), and the scopes' descriptions.
+CREATE OR REPLACE FUNCTION api_keys.dashboard_key_options(owner_type text, owner_id text, key_type text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    envs text[];
+BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id or key_type', owner_type, owner_id, key_type);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    SELECT coalesce(array_agg(e.name ORDER BY e.name), '{}') INTO envs FROM api_keys.environments e;
+    RETURN jsonb_build_object(
+        'key_types', coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'name', t.name, 'public', t.public, 'revocable', api_keys._revocable(t.revocable),
+                       'issuable_in', (
+                           SELECT coalesce(jsonb_agg(e.name), '[]'::jsonb)
+                             FROM unnest(CASE WHEN cardinality(envs) = 0 THEN ARRAY[NULL::text] ELSE envs END) e(name)
+                            WHERE api_keys.api_key_can_issue(dashboard_key_options.owner_type,
+                                      dashboard_key_options.owner_id, t.name, e.name)))
+                   ORDER BY t.name)
+              FROM api_keys.key_types t), '[]'::jsonb),
+        'environments', to_jsonb(envs),
+        'presets', (SELECT jsonb_agg(jsonb_build_object('value', p.value, 'label', p.label))
+                      FROM api_keys.api_key_expiration_presets() p),
+        'available_scopes', to_jsonb(api_keys.api_key_available_scopes(owner_type, key_type)),
+        'scope_descriptions', coalesce((SELECT jsonb_object_agg(s.name, s.description)
+                                          FROM api_keys.scopes s WHERE s.description IS NOT NULL), '{}'::jsonb));
+END
+$$;
+
 -- Every ACL of the extension, set explicitly: first every privilege held by
 -- anyone but the owner is revoked from every object in the schema (so
 -- default privileges in force at CREATE EXTENSION, or left by an earlier
@@ -1146,6 +1331,20 @@ COMMENT ON FUNCTION api_keys._auth_refusal(text) IS 'Internal: PT401/PT403 and m
 COMMENT ON FUNCTION api_keys._list_filter(text, integer) IS 'Internal: the statuses api_key_list keeps for a status filter; checks the page limit.';
 COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text, integer, uuid) IS
     'An owner''s keys, newest first; status filter active, inactive, expired or revoked; keyset pages by limit and before_id.';
+COMMENT ON FUNCTION api_keys.dashboard_session_create(text, text, bytea, integer, text, text) IS
+    'Stores a dashboard hand-off link (SHA-256 of its secret) for an owner; returns when it expires (ttl_seconds 1-3600, default 300).';
+COMMENT ON FUNCTION api_keys.dashboard_session_exchange(bytea, bytea) IS
+    'Exchanges a live, unused link (by digest) for a cookie session (by digest), once; no row if the link is expired, used or unknown.';
+COMMENT ON FUNCTION api_keys.dashboard_session_owner(bytea) IS
+    'The owner and return link of a live dashboard session (by digest), which it keeps alive; no row if ended or expired (12 h lifetime, 1 h idle).';
+COMMENT ON FUNCTION api_keys.dashboard_session_end(bytea) IS
+    'Ends a dashboard session (logout); false if there was none.';
+COMMENT ON FUNCTION api_keys.dashboard_key_options(text, text, text) IS
+    'What the dashboard''s forms offer an owner: key types and where each may be issued now, environments, expiry presets, available scopes.';
+COMMENT ON FUNCTION api_keys._dashboard_hash_check(text, bytea) IS 'Internal: invalid_argument unless a 32-byte digest.';
+COMMENT ON FUNCTION api_keys._dashboard_link_expires_at(integer, text, text, timestamptz) IS 'Internal: core''s link expiry; checks ttl_seconds and the return link.';
+COMMENT ON FUNCTION api_keys._dashboard_session_expires_at(timestamptz, timestamptz) IS 'Internal: core''s session end (12 h lifetime, 1 h idle).';
+
 COMMENT ON FUNCTION api_keys.api_key_rotate(uuid, interval, text) IS
     'Issues a replacement for an active key (same owner, name, type, environment, scopes, metadata, mfa flag); the old key stays valid for the grace period (0 = revoked now) and names the new one in replaced_by.';
 COMMENT ON FUNCTION api_keys._rotate_plan(uuid, boolean, boolean, timestamptz, timestamptz, uuid, text, boolean, interval, text, timestamptz) IS 'Internal: core''s decision for rotate (new expiry, old key revoked or expiring, prefix head).';

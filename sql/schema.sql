@@ -216,6 +216,27 @@ CREATE TYPE api_keys.key_info AS (
     imported       boolean
 );
 
+-- Self-serve dashboard sessions (SPEC §9): one row per hand-off link, which
+-- becomes a cookie session when exchanged. Only SHA-256 digests of the link
+-- and session secrets are kept (core hashes them in the admin service; the
+-- secrets never reach the database). Deliberately not in pg_dump: a session
+-- is worth nothing after 12 hours, and a restored backup should not revive one.
+CREATE TABLE api_keys.dashboard_sessions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner_type      text NOT NULL,
+    owner_id        text NOT NULL,
+    link_hash       bytea NOT NULL UNIQUE CHECK (length(link_hash) = 32),
+    link_expires_at timestamptz NOT NULL,
+    session_hash    bytea UNIQUE CHECK (length(session_hash) = 32),
+    return_url      text,
+    return_text     text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    started_at      timestamptz,
+    last_seen_at    timestamptz,
+    CHECK ((session_hash IS NULL) = (started_at IS NULL) AND (started_at IS NULL) = (last_seen_at IS NULL))
+);
+CREATE INDEX dashboard_sessions_owner_idx ON api_keys.dashboard_sessions (owner_type, owner_id);
+
 -- Extension tables are left out of pg_dump unless registered: without this a
 -- backup would silently lose every key and setting.
 SELECT pg_catalog.pg_extension_config_dump('api_keys.key_types', '');

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -101,7 +102,9 @@ pub fn app(state: AppState) -> Router {
         .on_request(())
         .on_failure(());
     let (routes, _document) = routes::api().split_for_parts();
+    // The dashboard's HTML pages are not part of the JSON API document.
     routes
+        .merge(dashboard::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))

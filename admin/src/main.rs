@@ -1,7 +1,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use api_keys_admin::cli::dashboard_link::DashboardLinkArgs;
 use api_keys_admin::cli::{self, BootstrapArgs, KeysCommand};
+use api_keys_admin::state::DashboardConfig;
 use api_keys_admin::AppState;
 use clap::{Parser, Subcommand};
 
@@ -30,9 +32,19 @@ enum Command {
         /// isolation (default: the connection's `api_keys.environment`).
         #[arg(long, env = "API_KEYS_ADMIN_ENVIRONMENT")]
         caller_environment: Option<String>,
+        /// Where browsers reach this service (e.g. https://keys.example.com):
+        /// the base of dashboard sign-in links (default: http:// + Host).
+        #[arg(long, env = "API_KEYS_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// A CSS file served after the dashboard's stylesheet, to theme it
+        /// by its --api-keys-* variables.
+        #[arg(long, env = "API_KEYS_DASHBOARD_THEME")]
+        dashboard_theme: Option<std::path::PathBuf>,
     },
     /// Issue an admin key (keys:read, keys:write, keys:verify) and print it once.
     Bootstrap(BootstrapArgs),
+    /// Print a single-use sign-in link to the dashboard for one owner.
+    DashboardLink(DashboardLinkArgs),
     /// Manage keys straight in the database.
     Keys {
         #[command(subcommand)]
@@ -62,9 +74,21 @@ async fn main() -> ExitCode {
             listen,
             max_connections,
             caller_environment,
+            public_url,
+            dashboard_theme,
         } => {
+            let theme_css = match dashboard_theme.map(std::fs::read_to_string).transpose() {
+                Ok(css) => css,
+                Err(e) => {
+                    eprintln!("error: cannot read --dashboard-theme: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let state = match AppState::new(&database_url, max_connections, caller_environment) {
-                Ok(state) => state,
+                Ok(state) => state.with_dashboard(DashboardConfig {
+                    public_url,
+                    theme_css,
+                }),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
@@ -79,6 +103,9 @@ async fn main() -> ExitCode {
             }
         }
         Command::Bootstrap(args) => cli::bootstrap(&database_url, args).await,
+        Command::DashboardLink(args) => {
+            cli::dashboard_link::dashboard_link(&database_url, args).await
+        }
         Command::Keys { command } => cli::keys(&database_url, command).await,
     }
 }

@@ -20,6 +20,18 @@ pub struct AppState {
     /// `environment` argument of `api_key_verify`); `None` = the
     /// connection's `api_keys.environment` setting.
     pub caller_environment: Option<String>,
+    /// Settings of the self-serve dashboard.
+    pub dashboard: Arc<DashboardConfig>,
+}
+
+/// Settings of the self-serve dashboard (SPEC §9).
+#[derive(Debug, Clone, Default)]
+pub struct DashboardConfig {
+    /// Where browsers reach this service (`https://keys.example.com`): the
+    /// base of sign-in links. `None` = `http://` + the request's Host.
+    pub public_url: Option<String>,
+    /// CSS served after the stylesheet, to theme it by its variables.
+    pub theme_css: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +84,14 @@ impl AppState {
             pool,
             metrics: Arc::new(Metrics::default()),
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
+            dashboard: Arc::new(DashboardConfig::default()),
         })
+    }
+
+    /// This state with these dashboard settings.
+    pub fn with_dashboard(mut self, dashboard: DashboardConfig) -> AppState {
+        self.dashboard = Arc::new(dashboard);
+        self
     }
 
     pub fn pool_use(&self) -> PoolUse {

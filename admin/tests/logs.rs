@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{run, ALL_SCOPES};
+use common::{dashboard, run, ALL_SCOPES};
 use reqwest::Method;
 use serde_json::json;
 
@@ -52,8 +52,10 @@ fn no_token_appears_in_any_log_line_at_trace_level() {
         .expect("the only subscriber of this test binary");
 
     let mut tokens = Vec::new();
+    let mut dashboard_secrets = Vec::new();
     run(|svc| {
         let tokens = &mut tokens;
+        let dashboard_secrets = &mut dashboard_secrets;
         async move {
             let admin = svc.admin(&ALL_SCOPES).await;
             tokens.push(admin.clone());
@@ -95,6 +97,43 @@ fn no_token_appears_in_any_log_line_at_trace_level() {
             svc.get(&format!("/v1/nothing/{token}"), &admin)
                 .await
                 .assert_error(404, "not_found");
+            // The dashboard: link secret, session cookie, CSRF token and a
+            // token issued through a form.
+            let url = dashboard::link(&svc, &admin, "1").await;
+            dashboard_secrets.push(url.rsplit('/').next().unwrap().to_owned());
+            let session = dashboard::cookie_value(&dashboard::open(&url).await, "api_keys_session")
+                .expect("a session");
+            dashboard_secrets.push(session.clone());
+            let csrf = dashboard::csrf(&svc, &session).await;
+            dashboard_secrets.push(csrf.clone());
+            let created = dashboard::post(
+                &svc,
+                "/dashboard/keys",
+                Some(&session),
+                &[("csrf", &csrf), ("name", "from the dashboard")],
+            )
+            .await;
+            assert_eq!(created.status, 303, "{}", created.text);
+            let issued = dashboard::cookie_value(&created, "api_keys_new_token").unwrap();
+            tokens.push(issued);
+            let page = dashboard::get(&svc, created.location().unwrap(), Some(&session)).await;
+            assert_eq!(page.status, 200);
+            dashboard::post(
+                &svc,
+                "/dashboard/keys",
+                Some(&session),
+                &[("csrf", "wrong")],
+            )
+            .await;
+            dashboard::open(&url).await; // reused: refused
+            dashboard::post(
+                &svc,
+                "/dashboard/logout",
+                Some(&session),
+                &[("csrf", &csrf)],
+            )
+            .await;
+            dashboard::get(&svc, "/dashboard/", Some(&session)).await; // signed out
             let metrics = svc
                 .http
                 .get(svc.url("/metrics"))
@@ -123,6 +162,17 @@ fn no_token_appears_in_any_log_line_at_trace_level() {
         assert!(
             !logs.contains(secret_part(t)),
             "a token appears in the logs:\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains(r#"route="/dashboard/enter/{secret}""#),
+        "dashboard requests were captured:\n{logs}"
+    );
+    assert_eq!(dashboard_secrets.len(), 3);
+    for s in &dashboard_secrets {
+        assert!(
+            !logs.contains(s.as_str()),
+            "a dashboard secret appears in the logs:\n{logs}"
         );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod base62;
 pub mod bounds;
+pub mod dashboard;
 pub mod define;
 pub mod error;
 pub mod expiry;

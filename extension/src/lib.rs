@@ -5,6 +5,7 @@
 use pgrx::prelude::*;
 
 mod auth;
+mod dashboard;
 mod guc;
 mod legacy;
 mod lifecycle;

@@ -16,6 +16,8 @@ use crate::error::reason_of;
 
 mod render;
 
+pub mod dashboard_link;
+
 use render::{print, print_issued, KEY_COLUMNS};
 
 #[derive(Debug, Args)]

@@ -14,8 +14,8 @@ use crate::auth::{Caller, Scope};
 use crate::error::doc::{Conflict, NotFound, Protected, WithBody};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::rows::{IssuedKey, KeyInfo};
 use crate::routes::keys::TAG;
+use crate::rows::{IssuedKey, KeyInfo};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {

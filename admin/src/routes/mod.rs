@@ -19,6 +19,7 @@
 //!    the served route and its entry in `/openapi.json`.
 //! 4. A new module is merged in [`api`].
 
+pub mod dashboard_sessions;
 pub mod health;
 pub mod keys;
 pub mod lifecycle;
@@ -46,4 +47,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi::router())
+        .merge(dashboard_sessions::router())
 }

@@ -2,6 +2,8 @@
 //! `api_keys_admin` for the service, and `app()` served on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod dashboard;
+
 use std::future::Future;
 use std::net::SocketAddr;
 

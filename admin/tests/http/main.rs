@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod dashboard;
 mod errors;
 mod keys;
 mod lifecycle;
@@ -73,6 +74,12 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Option<Value>)> {
             None,
         ),
         (Method::GET, "/v1/expiration_presets", "keys:read", None),
+        (
+            Method::POST,
+            "/v1/dashboard_sessions",
+            "keys:write",
+            Some(json!({"owner_type": "user", "owner_id": "1"})),
+        ),
         (
             Method::POST,
             "/v1/verify",

@@ -243,6 +243,11 @@ fn every_route_is_registered_through_the_openapi_router() {
     );
     assert!(files.len() > 5);
     for file in files {
+        // The dashboard's HTML pages are deliberately not in the JSON API's
+        // document (README "Self-serve dashboard"); they are routed there.
+        if file.components().any(|c| c.as_os_str() == "dashboard") {
+            continue;
+        }
         let text = std::fs::read_to_string(&file).unwrap();
         for forbidden in [".route(", ".route_service(", ".nest(", ".nest_service("] {
             assert!(

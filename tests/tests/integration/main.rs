@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod concurrency;
+mod dashboard;
 mod hardening;
 mod hostile;
 mod hot_path;
