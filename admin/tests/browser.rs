@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::dashboard::create_link;
+use common::dashboard::{create_link, mfa_status};
 use common::{run, Service, ALL_SCOPES};
 use serde_json::json;
 use webdriver::Browser;
@@ -524,17 +524,6 @@ async fn verify_code_sql(svc: &Service, token: &str, scopes: &[&str], otp: Optio
         .get(0)
 }
 
-async fn mfa_status_sql(svc: &Service, owner_id: &str) -> String {
-    svc.su
-        .query_one(
-            "SELECT api_keys.api_key_mfa_status('user', $1)",
-            &[&owner_id],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// MFA (SPEC §9, 0.2.0): enroll from the QR page, read the secret, confirm
 /// with a code computed here by core's TOTP, create a key with MFA on and
 /// verify it for a sensitive scope without and with a code; then turn MFA
@@ -568,7 +557,7 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
         b.click_css("form[action='/dashboard/mfa'] button.primary")
             .await;
         assert_eq!(b.text_of("h1").await, "Set up two-factor authentication");
-        assert_eq!(mfa_status_sql(&svc, "1").await, "pending");
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
         let secret = b.text_of("#mfa-secret").await;
         assert_eq!(secret.len(), 32, "{secret}");
         let qr = b
@@ -602,7 +591,7 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
         );
         assert_eq!(b.text_of("#mfa-secret").await, secret, "the page is kept");
         assert!(b.try_find("svg.qr").await.is_some());
-        assert_eq!(mfa_status_sql(&svc, "1").await, "pending");
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
         // the right one
         b.type_into("#otp", &code).await;
         b.click_css("form[action='/dashboard/mfa/confirm'] button.primary")
@@ -613,7 +602,7 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
             b.attribute(&status, "data-status").await.as_deref(),
             Some("enabled")
         );
-        assert_eq!(mfa_status_sql(&svc, "1").await, "enabled");
+        assert_eq!(mfa_status(&svc, "1").await, "enabled");
         assert!(
             !b.source().await.contains(&secret),
             "the secret is not shown again"
@@ -668,7 +657,7 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
             .await;
         b.click_css("form button.danger").await;
         b.wait_for_url(|u| u.contains("notice=mfa_disabled")).await;
-        assert_eq!(mfa_status_sql(&svc, "1").await, "none");
+        assert_eq!(mfa_status(&svc, "1").await, "none");
         let later = common::dashboard::totp_now(&secret, -1);
         assert_eq!(
             verify_code_sql(&svc, &token, &["billing"], Some(&later)).await,

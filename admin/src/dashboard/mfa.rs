@@ -21,7 +21,7 @@ use super::form::FormBody;
 use super::forms::FieldError;
 use super::keys::{checked_form, refusal, see_other};
 use super::session::{Owner, Session};
-use super::view::{csrf_field, layout};
+use super::view::{csrf_field, layout, notice};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -63,15 +63,6 @@ pub fn qr_svg(uri: &str) -> Option<Markup> {
     Some(PreEscaped(format!(
         r#"<svg class="qr" role="img" aria-label="QR code of the MFA secret"{body}"#
     )))
-}
-
-fn notice(which: Option<&str>) -> Option<Markup> {
-    let text = match which? {
-        "mfa_enabled" => "Two-factor authentication is on. Keys marked MFA now ask for a code for sensitive scopes.",
-        "mfa_disabled" => "Two-factor authentication is off.",
-        _ => return None,
-    };
-    Some(html! { p.notice role="status" { (text) } })
 }
 
 fn status_badge(status: &str) -> Markup {

@@ -269,6 +269,8 @@ pub fn notice(which: Option<&str>) -> Option<Markup> {
         "updated" => "The key was updated.",
         "revoked" => "The key was revoked. Requests with it are refused from now on.",
         "created_publishable" => "The publishable key was created.",
+        "mfa_enabled" => "Two-factor authentication is on. Keys marked MFA now ask for a code for sensitive scopes.",
+        "mfa_disabled" => "Two-factor authentication is off.",
         _ => return None,
     };
     Some(html! { p.notice role="status" { (text) } })

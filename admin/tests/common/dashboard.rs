@@ -164,3 +164,15 @@ pub fn totp_now(secret: &str, steps_ahead: i64) -> String {
     let at = now + steps_ahead * mfa::STEP_SECONDS as i64;
     mfa::totp(&bytes, at as u64, mfa::DIGITS)
 }
+
+/// `api_key_mfa_status('user', owner_id)`, as the superuser reads it.
+pub async fn mfa_status(svc: &Service, owner_id: &str) -> String {
+    svc.su
+        .query_one(
+            "SELECT api_keys.api_key_mfa_status('user', $1)",
+            &[&owner_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}

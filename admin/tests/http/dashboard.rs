@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::dashboard::{
-    cookie_value, create_link, csrf, get, link, open, post, sign_in, Page,
+    cookie_value, create_link, csrf, get, link, mfa_status, open, post, sign_in, Page,
 };
 use crate::common::{run, Service, ALL_SCOPES};
 
@@ -41,17 +41,6 @@ async fn key_count(svc: &Service, owner_id: &str) -> i64 {
     svc.su
         .query_one(
             "SELECT count(*) FROM api_keys.api_key_list('user', $1) WHERE status = 'active'",
-            &[&owner_id],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn mfa_status(svc: &Service, owner_id: &str) -> String {
-    svc.su
-        .query_one(
-            "SELECT api_keys.api_key_mfa_status('user', $1)",
             &[&owner_id],
         )
         .await
