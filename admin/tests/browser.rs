@@ -511,6 +511,16 @@ fn an_owner_rotates_a_key_and_sees_the_new_token_once() {
     });
 }
 
+/// Waits until an element matching `css` is on the page (after a form
+/// whose answer keeps the URL).
+async fn wait_for_css(b: &Browser, css: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while b.try_find(css).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no {css} on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `api_key_verify(token, scopes, NULL, otp)`'s code.
 async fn verify_code_sql(svc: &Service, token: &str, scopes: &[&str], otp: Option<&str>) -> String {
     let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
@@ -556,6 +566,8 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
         );
         b.click_css("form[action='/dashboard/mfa'] button.primary")
             .await;
+        // the answer has the same URL: wait for its content
+        wait_for_css(&b, "#mfa-secret").await;
         assert_eq!(b.text_of("h1").await, "Set up two-factor authentication");
         assert_eq!(mfa_status(&svc, "1").await, "pending");
         let secret = b.text_of("#mfa-secret").await;
@@ -584,6 +596,9 @@ fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
         b.type_into("#otp", &wrong).await;
         b.click_css("form[action='/dashboard/mfa/confirm'] button.primary")
             .await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/mfa/confirm"))
+            .await;
+        wait_for_css(&b, "#otp-error").await;
         assert!(
             b.text_of("#otp-error").await.contains("not right"),
             "{}",
