@@ -1015,6 +1015,79 @@ fn the_mfa_page_enrolls_the_sessions_owner_only_and_is_never_cached() {
         assert_eq!(p.status, 303);
         assert_eq!(p.location(), Some("/dashboard/mfa?notice=mfa_disabled"));
         assert_eq!(mfa_status(&svc, "1").await, "none");
+
+        // edit with MFA off: the flagged key is renamed with its toggle left
+        // as shown (no mfa sent); turning the flag on is refused beside the
+        // field with the input kept; turning it off works
+        let flagged_id: uuid::Uuid = svc
+            .su
+            .query_one(
+                "SELECT id FROM api_keys.api_key_list('user', '1') WHERE name = 'with mfa'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let edit = get(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}/edit"),
+            Some(&a),
+        )
+        .await;
+        assert!(
+            edit.text.contains(r#"name="mfa_was" value="true""#),
+            "{}",
+            edit.text
+        );
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}"),
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("name", "still mfa"),
+                ("mfa_was", "true"),
+                ("mfa", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        assert_eq!(
+            name_of(&svc, flagged_id).await.as_deref(),
+            Some("still mfa")
+        );
+        let (plain, _) = svc.issue_sql("user", "1", &[]).await;
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{plain}"),
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("name", "wants mfa"),
+                ("mfa_was", "false"),
+                ("mfa", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 400, "{}", p.text);
+        assert!(p.text.contains(r#"id="mfa-error""#), "{}", p.text);
+        assert!(p.text.contains(r#"value="wants mfa""#), "the input is kept");
+        assert_eq!(name_of(&svc, plain).await, None, "nothing changed");
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}"),
+            Some(&a),
+            &[("csrf", &token_a), ("name", "no mfa"), ("mfa_was", "true")],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        let flag: bool = svc
+            .su
+            .query_one("SELECT mfa FROM api_keys.api_key_get($1)", &[&flagged_id])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!flag, "the flag can be removed with MFA off");
         // signed out: no MFA page
         assert_eq!(get(&svc, "/dashboard/mfa", None).await.status, 401);
         assert_eq!(
