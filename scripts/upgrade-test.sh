@@ -375,7 +375,7 @@ API_KEYS_TEST_URL=$(url postgres) \
   API_KEYS_TEST_TEMPLATE=upgraded_template \
   API_KEYS_TEST_PGBIN=$PG_BIN \
   cargo test --no-fail-fast -p api-keys-tests --test integration -- \
-  issue:: verify:: tokens:: security:: bad_input:: hostile:: policy:: hardening:: hot_path:: lifecycle:: \
+  issue:: verify:: tokens:: security:: bad_input:: hostile:: policy:: hardening:: hot_path:: lifecycle:: mfa:: \
   --test-threads=8 || tests_ok=0
 ((tests_ok)) || log "FAILED: SQL-API integration tests on an upgraded database"
 

@@ -128,7 +128,8 @@ CREATE OR REPLACE FUNCTION api_keys.api_key_issue(
     environment text DEFAULT NULL,
     expires_at timestamptz DEFAULT NULL,
     expires_in text DEFAULT NULL,
-    metadata jsonb DEFAULT '{}')
+    metadata jsonb DEFAULT '{}',
+    mfa boolean DEFAULT false)
 RETURNS api_keys.issued_key LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
@@ -156,6 +157,8 @@ BEGIN
         wanted, e.name IS NOT NULL, EXISTS (SELECT 1 FROM api_keys.environments),
         expires_at, expires_in, jsonb_typeof(meta), octet_length(meta::text),
         policy.require_name, policy.default_scopes, reg.names, reg.exclusive, now_ts);
+    PERFORM api_keys._mfa_flag_check(api_key_issue.mfa, api_keys._mfa_enabled(owner_type, owner_id),
+                                     format('%s/%s', owner_type, owner_id));
 
     PERFORM api_keys._within_limits(owner_type, owner_id, t, e.name, true);
 
@@ -163,14 +166,15 @@ BEGIN
     new_id := api_keys._key_id_new();
     INSERT INTO api_keys.keys (id, owner_type, owner_id, name, key_type, environment, token_hash,
                                display_prefix, last4, scopes, metadata, viewable_token,
-                               created_at, expires_at)
+                               created_at, expires_at, mfa)
     VALUES (new_id, owner_type, owner_id, plan.name, t.name, e.name, tok.token_hash,
             tok.display_prefix, tok.last4, plan.scopes, meta,
             CASE WHEN plan.keep_plaintext THEN tok.token END,
-            now_ts, plan.expires_at);
+            now_ts, plan.expires_at, coalesce(api_key_issue.mfa, false));
     PERFORM api_keys._audit('issue', new_id, owner_type, owner_id,
         jsonb_build_object('name', plan.name, 'key_type', t.name, 'environment', e.name,
-                           'scopes', to_jsonb(plan.scopes), 'expires_at', plan.expires_at));
+                           'scopes', to_jsonb(plan.scopes), 'expires_at', plan.expires_at,
+                           'mfa', coalesce(api_key_issue.mfa, false)));
     RETURN ROW(new_id, tok.token, tok.masked_token, owner_type, owner_id, plan.name, t.name, e.name,
                plan.scopes, plan.expires_at, now_ts)::api_keys.issued_key;
 END
@@ -303,6 +307,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     DELETE FROM api_keys.owner_locks l
      WHERE l.owner_type = api_key_purge_owner.owner_type AND l.owner_id = api_key_purge_owner.owner_id;
+    DELETE FROM api_keys.mfa_enrollments m
+     WHERE m.owner_type = api_key_purge_owner.owner_type AND m.owner_id = api_key_purge_owner.owner_id;
     DELETE FROM api_keys.dashboard_sessions d
      WHERE d.owner_type = api_key_purge_owner.owner_type AND d.owner_id = api_key_purge_owner.owner_id;
     PERFORM api_keys._audit('purge_owner', NULL, owner_type, owner_id, jsonb_build_object('deleted', n));
@@ -311,7 +317,8 @@ END
 $$;
 
 -- Locks the key, gathers the facts, lets core decide (_update_plan), writes.
-CREATE OR REPLACE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION api_keys.api_key_update(key_id uuid, name text DEFAULT NULL, scopes text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
+                                                    mfa boolean DEFAULT NULL)
 RETURNS api_keys.key_info LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
@@ -328,11 +335,15 @@ BEGIN
     SELECT * INTO reg FROM api_keys._scope_registry();
     SELECT * INTO plan FROM api_keys._update_plan(name, scopes, jsonb_typeof(metadata), octet_length(metadata::text),
         k.owner_type, k.name, k.scopes, require_name, ceiling, reg.names, reg.exclusive);
+    PERFORM api_keys._mfa_flag_check(api_key_update.mfa, api_keys._mfa_enabled(k.owner_type, k.owner_id),
+                                     format('%s/%s', k.owner_type, k.owner_id));
     UPDATE api_keys.keys kk
-       SET name = plan.name, scopes = plan.scopes, metadata = coalesce(api_key_update.metadata, kk.metadata)
+       SET name = plan.name, scopes = plan.scopes, metadata = coalesce(api_key_update.metadata, kk.metadata),
+           mfa = coalesce(api_key_update.mfa, kk.mfa)
      WHERE kk.id = key_id;
     PERFORM api_keys._audit('update', key_id, k.owner_type, k.owner_id,
-        jsonb_build_object('changed', to_jsonb(plan.changed), 'name', plan.name, 'scopes', to_jsonb(plan.scopes)));
+        jsonb_build_object('changed', to_jsonb(plan.changed), 'name', plan.name, 'scopes', to_jsonb(plan.scopes),
+                           'mfa', coalesce(api_key_update.mfa, k.mfa)));
     RETURN api_keys.api_key_get(key_id);
 END
 $$;
@@ -474,6 +485,103 @@ BEGIN
 END
 $$;
 
+-- Per-key MFA (SPEC §5): TOTP enrollment per owner. Core decides (the
+-- Rust helpers _mfa_*); these functions keep the row, the lock and the
+-- audit trail. The secret is in no audit row and no error message.
+CREATE OR REPLACE FUNCTION api_keys._mfa_enabled(owner_type text, owner_id text) RETURNS boolean
+LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM api_keys.mfa_enrollments m
+                    WHERE m.owner_type = _mfa_enabled.owner_type AND m.owner_id = _mfa_enabled.owner_id AND m.enabled)
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_mfa_enroll(owner_type text, owner_id text, issuer text DEFAULT 'api_keys',
+                                                       account text DEFAULT NULL)
+RETURNS TABLE(secret text, otpauth_uri text) LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    fresh bytea;
+    shown record;
+BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id, issuer or account', owner_type, owner_id, issuer, account);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    PERFORM api_keys._lock_owner(owner_type, owner_id);
+    IF api_keys._mfa_enabled(owner_type, owner_id) THEN
+        PERFORM api_keys._raise('invalid_argument',
+            format('MFA is already enabled for owner %s/%s; disable it before enrolling again', owner_type, owner_id));
+    END IF;
+    fresh := api_keys._mfa_secret_new();
+    SELECT * INTO shown FROM api_keys._mfa_enrollment(fresh, issuer,
+        coalesce(account, format('%s/%s', owner_type, owner_id)));
+    INSERT INTO api_keys.mfa_enrollments AS m (owner_type, owner_id, secret)
+    VALUES (api_key_mfa_enroll.owner_type, api_key_mfa_enroll.owner_id, fresh)
+    ON CONFLICT ON CONSTRAINT mfa_enrollments_pkey DO UPDATE
+       SET secret = EXCLUDED.secret, created_at = now();
+    PERFORM api_keys._audit('mfa_enroll', NULL, owner_type, owner_id);
+    RETURN QUERY SELECT shown.secret, shown.otpauth_uri;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_mfa_confirm(owner_type text, owner_id text, otp text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    pending api_keys.mfa_enrollments;
+BEGIN
+    PERFORM api_keys._text_check('owner_type, owner_id or otp', owner_type, owner_id, otp);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    SELECT * INTO pending FROM api_keys.mfa_enrollments m
+     WHERE m.owner_type = api_key_mfa_confirm.owner_type AND m.owner_id = api_key_mfa_confirm.owner_id
+       FOR UPDATE;
+    IF NOT FOUND OR pending.enabled THEN
+        PERFORM api_keys._raise('invalid_argument',
+            format('owner %s/%s has no pending MFA enrollment (api_key_mfa_enroll first)', owner_type, owner_id));
+    END IF;
+    IF NOT api_keys._mfa_accept(owner_type, owner_id, pending.secret, otp) THEN
+        RETURN false;
+    END IF;
+    UPDATE api_keys.mfa_enrollments m SET enabled = true, enabled_at = now()
+     WHERE m.owner_type = api_key_mfa_confirm.owner_type AND m.owner_id = api_key_mfa_confirm.owner_id;
+    PERFORM api_keys._audit('mfa_enable', NULL, owner_type, owner_id);
+    RETURN true;
+END
+$$;
+
+-- Disabling keeps the keys' mfa flag: verify of such a key for a sensitive
+-- scope answers otp_invalid (no code can be right) until the owner enrolls
+-- again; fail closed rather than silently dropping the second factor.
+CREATE OR REPLACE FUNCTION api_keys.api_key_mfa_disable(owner_type text, owner_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM api_keys._text_check('owner_type or owner_id', owner_type, owner_id);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    DELETE FROM api_keys.mfa_enrollments m
+     WHERE m.owner_type = api_key_mfa_disable.owner_type AND m.owner_id = api_key_mfa_disable.owner_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM api_keys._audit('mfa_disable', NULL, owner_type, owner_id);
+    END IF;
+    RETURN n > 0;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys.api_key_mfa_status(owner_type text, owner_id text) RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+DECLARE
+    found_enabled boolean;
+BEGIN
+    PERFORM api_keys._text_check('owner_type or owner_id', owner_type, owner_id);
+    PERFORM api_keys._check_owner(owner_type, owner_id);
+    SELECT m.enabled INTO found_enabled FROM api_keys.mfa_enrollments m
+     WHERE m.owner_type = api_key_mfa_status.owner_type AND m.owner_id = api_key_mfa_status.owner_id;
+    RETURN CASE WHEN NOT FOUND THEN 'none' WHEN found_enabled THEN 'enabled' ELSE 'pending' END;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION api_keys.api_key_can_issue(owner_type text, owner_id text, key_type text DEFAULT NULL, environment text DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
@@ -570,7 +678,8 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION api_keys.api_key_scope_define(name text, description text DEFAULT NULL, exclusive boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION api_keys.api_key_scope_define(name text, description text DEFAULT NULL, exclusive boolean DEFAULT false,
+                                                          mfa boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
 DECLARE
@@ -578,11 +687,12 @@ DECLARE
 BEGIN
     PERFORM api_keys._text_check('name or description', name, description);
     scope := api_keys._scope_check(name, description, exclusive);
-    INSERT INTO api_keys.scopes AS s (name, description, exclusive) VALUES (scope, description, exclusive)
+    INSERT INTO api_keys.scopes AS s (name, description, exclusive, mfa)
+    VALUES (scope, description, exclusive, coalesce(api_key_scope_define.mfa, false))
     ON CONFLICT ON CONSTRAINT scopes_pkey DO UPDATE
-       SET description = EXCLUDED.description, exclusive = EXCLUDED.exclusive;
+       SET description = EXCLUDED.description, exclusive = EXCLUDED.exclusive, mfa = EXCLUDED.mfa;
     PERFORM api_keys._audit('scope_define', NULL, NULL, NULL,
-        jsonb_build_object('name', scope, 'exclusive', exclusive));
+        jsonb_build_object('name', scope, 'exclusive', exclusive, 'mfa', coalesce(api_key_scope_define.mfa, false)));
 END
 $$;
 
@@ -644,7 +754,8 @@ $$;
 -- the others read backend memory), and the only SQL verify may run, the
 -- non-preloaded last_used_at UPDATE, qualifies every name and operator and
 -- runs as the table's owner (usage.rs). Tested in hot_path.rs.
-CREATE OR REPLACE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION api_keys.api_key_verify(token text, required_scopes text[] DEFAULT '{}', environment text DEFAULT NULL,
+                                                    otp text DEFAULT NULL)
 RETURNS api_keys.verification
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'api_key_verify_c';
@@ -884,10 +995,10 @@ $$;
 
 SELECT api_keys._acl_apply();
 
-COMMENT ON FUNCTION api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb) IS
+COMMENT ON FUNCTION api_keys.api_key_issue(text, text, text, text[], text, text, timestamptz, text, jsonb, boolean) IS
     'Issues a key for an owner; the only moment the plaintext token of a secret key exists.';
-COMMENT ON FUNCTION api_keys.api_key_verify(text, text[], text) IS
-    'Verifies a token: code malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope or valid. Never raises for any token text.';
+COMMENT ON FUNCTION api_keys.api_key_verify(text, text[], text, text) IS
+    'Verifies a token: code malformed, not_found, revoked, expired, environment_mismatch, insufficient_scope, otp_required, otp_invalid or valid. Never raises for any token text.';
 COMMENT ON FUNCTION api_keys.api_key_get(uuid) IS 'One key''s key_info; key_not_found if unknown.';
 COMMENT ON FUNCTION api_keys.api_key_list(text, text, text, text, integer, uuid) IS
     'An owner''s keys, newest first; status filter active, inactive, expired or revoked; keyset pages by limit and before_id.';
@@ -897,8 +1008,8 @@ COMMENT ON FUNCTION api_keys.api_key_revoke_all(text, text) IS
     'Revokes every active revocable key of an owner; returns how many.';
 COMMENT ON FUNCTION api_keys.api_key_purge_owner(text, text) IS
     'Deletes every key of an owner, non-revocable ones too (account deletion); audited.';
-COMMENT ON FUNCTION api_keys.api_key_update(uuid, text, text[], jsonb) IS
-    'Changes name, scopes (re-processed) or metadata (replaced); NULL leaves a field unchanged.';
+COMMENT ON FUNCTION api_keys.api_key_update(uuid, text, text[], jsonb, boolean) IS
+    'Changes name, scopes (re-processed), metadata (replaced) or the MFA flag; NULL leaves a field unchanged.';
 COMMENT ON FUNCTION api_keys.api_key_rotate(uuid, interval, text) IS
     'Issues a replacement for an active key (same owner, name, type, environment, scopes, metadata, mfa flag); the old key stays valid for the grace period (0 = revoked now) and names the new one in replaced_by.';
 COMMENT ON FUNCTION api_keys._rotate_plan(uuid, boolean, boolean, timestamptz, timestamptz, uuid, text, boolean, interval, text, timestamptz) IS 'Internal: core''s decision for rotate (new expiry, old key revoked or expiring, prefix head).';
@@ -910,6 +1021,18 @@ COMMENT ON FUNCTION api_keys._legacy_prefixes_trigger() IS 'Internal: every chan
 COMMENT ON FUNCTION api_keys._legacy_prefixes_changed() IS 'Internal: sends a relcache invalidation of legacy_prefixes.';
 COMMENT ON FUNCTION api_keys._legacy_prefix_check(text) IS 'Internal: checks a legacy prefix; the prefix to store.';
 COMMENT ON FUNCTION api_keys._import_plan(text, text, integer, text, text, text, text[], text, boolean, text[], boolean, boolean, text, boolean, boolean, timestamptz, timestamptz, timestamptz, bigint, text, integer, boolean, text[], text[], boolean[], timestamptz) IS 'Internal: core''s decision for import (name, scopes, display prefix, created_at).';
+COMMENT ON FUNCTION api_keys.api_key_mfa_enroll(text, text, text, text) IS
+    'Starts (or restarts) an owner''s TOTP enrollment: the secret and otpauth URI, shown once; invalid_argument if MFA is enabled.';
+COMMENT ON FUNCTION api_keys.api_key_mfa_confirm(text, text, text) IS
+    'Enables the owner''s pending TOTP enrollment on a valid code; false for a wrong one.';
+COMMENT ON FUNCTION api_keys.api_key_mfa_disable(text, text) IS
+    'Removes the owner''s TOTP enrollment; its MFA keys then fail closed for sensitive scopes.';
+COMMENT ON FUNCTION api_keys.api_key_mfa_status(text, text) IS 'An owner''s MFA: none, pending or enabled.';
+COMMENT ON FUNCTION api_keys._mfa_enabled(text, text) IS 'Internal: whether the owner''s MFA is enabled.';
+COMMENT ON FUNCTION api_keys._mfa_secret_new() IS 'Internal: a new TOTP secret.';
+COMMENT ON FUNCTION api_keys._mfa_enrollment(bytea, text, text) IS 'Internal: the secret in base32 and its otpauth URI.';
+COMMENT ON FUNCTION api_keys._mfa_accept(text, text, bytea, text) IS 'Internal: checks a TOTP code and records its use (replay memory).';
+COMMENT ON FUNCTION api_keys._mfa_flag_check(boolean, boolean, text) IS 'Internal: mfa_not_enabled unless the owner''s MFA is enabled.';
 COMMENT ON FUNCTION api_keys.api_key_can_issue(text, text, text, text) IS
     'Whether an issue with these arguments would pass the owner''s limits now.';
 COMMENT ON FUNCTION api_keys.api_key_available_scopes(text, text) IS
@@ -924,8 +1047,8 @@ COMMENT ON FUNCTION api_keys.api_key_type_define(text, text, text[], boolean, bo
     'Creates or updates a key type: token prefix, scope ceiling, revocability, public, per-owner limit.';
 COMMENT ON FUNCTION api_keys.api_key_environment_define(text, text) IS
     'Creates or updates an environment and its token prefix segment.';
-COMMENT ON FUNCTION api_keys.api_key_scope_define(text, text, boolean) IS
-    'Registers a scope; once any exists, unknown scopes are rejected.';
+COMMENT ON FUNCTION api_keys.api_key_scope_define(text, text, boolean, boolean) IS
+    'Registers a scope (exclusive, or sensitive: mfa); once any exists, unknown scopes are rejected.';
 COMMENT ON FUNCTION api_keys.api_key_owner_policy_set(text, integer, boolean, text[]) IS
     'Sets an owner type''s policy: max active keys, required names, default scopes.';
 COMMENT ON FUNCTION api_keys._raise(text, text) IS 'Internal: raises a reason with its SQLSTATE.';

@@ -87,7 +87,9 @@ CREATE TABLE api_keys.scopes (
     description text,
     exclusive   boolean NOT NULL DEFAULT false,
     position    bigint GENERATED ALWAYS AS IDENTITY,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: a sensitive scope; an MFA key needs a TOTP code for it
+    mfa         boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE api_keys.owner_policies (
@@ -133,6 +135,20 @@ CREATE INDEX keys_owner_idx ON api_keys.keys (owner_type, owner_id, created_at D
 CREATE TABLE api_keys.legacy_prefixes (
     prefix     text PRIMARY KEY CHECK (length(prefix) BETWEEN 1 AND 64),
     created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per-owner TOTP enrollment (0.2.0). The secret is readable by no role:
+-- nothing is granted on this table; SECURITY DEFINER functions and verify
+-- (as the table's owner) read it. It is shown once by api_key_mfa_enroll
+-- and never audited, logged or put in an error.
+CREATE TABLE api_keys.mfa_enrollments (
+    owner_type text NOT NULL,
+    owner_id   text NOT NULL,
+    secret     bytea NOT NULL,
+    enabled    boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    enabled_at timestamptz,
+    PRIMARY KEY (owner_type, owner_id)
 );
 
 -- Append-only trail of changes to keys: who, what, when; never a token.
@@ -230,5 +246,6 @@ SELECT pg_catalog.pg_extension_config_dump('api_keys.owner_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.keys', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.legacy_prefixes', '');
+SELECT pg_catalog.pg_extension_config_dump('api_keys.mfa_enrollments', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('api_keys.scopes_position_seq', '');

@@ -84,13 +84,13 @@ pub struct IssuedKey {
 }
 
 /// `api_keys.verification`. Identity columns are null unless `code` is
-/// `valid` or `insufficient_scope`.
+/// `valid`, `insufficient_scope`, `otp_required` or `otp_invalid`.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Verification {
     pub valid: bool,
     /// `malformed`, `not_found`, `revoked`, `expired`,
-    /// `environment_mismatch`, `insufficient_scope`, `valid`, or a code a
-    /// later version adds.
+    /// `environment_mismatch`, `insufficient_scope`, `otp_required`,
+    /// `otp_invalid`, `valid`, or a code a later version adds.
     pub code: String,
     #[schema(required)]
     pub key_id: Option<Uuid>,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::dashboard::create_link;
+use common::dashboard::{create_link, mfa_status};
 use common::{run, Service, ALL_SCOPES};
 use serde_json::json;
 use webdriver::Browser;
@@ -508,5 +508,192 @@ fn an_owner_rotates_a_key_and_sees_the_new_token_once() {
         let third = b.text_of("#new-token").await;
         assert_eq!(verify_sql(&svc, &new_token, &["read"]).await.0, "revoked");
         assert_eq!(verify_sql(&svc, &third, &["read"]).await.0, "valid");
+    });
+}
+
+/// Waits until an element matching `css` is on the page (after a form
+/// whose answer keeps the URL).
+async fn wait_for_css(b: &Browser, css: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while b.try_find(css).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no {css} on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `api_key_verify(token, scopes, NULL, otp)`'s code.
+async fn verify_code_sql(svc: &Service, token: &str, scopes: &[&str], otp: Option<&str>) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    svc.su
+        .query_one(
+            "SELECT (api_keys.api_key_verify($1, $2, NULL, $3)).code",
+            &[&token, &scopes, &otp],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// MFA (SPEC §9, 0.2.0): enroll from the QR page, read the secret, confirm
+/// with a code computed here by core's TOTP, create a key with MFA on and
+/// verify it for a sensitive scope without and with a code; then turn MFA
+/// off and the key fails closed.
+#[test]
+fn an_owner_enrolls_in_mfa_and_creates_an_mfa_key_in_the_browser() {
+    let _one = one_at_a_time();
+    run(|svc| async move {
+        let link = sign_in_link(&svc, "1").await;
+        svc.sql(
+            "SELECT api_keys.api_key_scope_define('read', 'Read your data');
+             SELECT api_keys.api_key_scope_define('billing', 'Pay invoices', mfa => true);",
+        )
+        .await;
+        let b = Browser::start(1280, 900).await;
+        open_dashboard(&b, &link).await;
+        // not enrolled: no toggle on the new-key page
+        b.goto(&svc.url("/dashboard/keys/new")).await;
+        assert!(
+            b.try_find("#mfa").await.is_none(),
+            "no MFA toggle before enrollment"
+        );
+
+        b.click_css("a.nav-mfa").await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/mfa")).await;
+        let status = b.find(".mfa-status").await;
+        assert_eq!(
+            b.attribute(&status, "data-status").await.as_deref(),
+            Some("none")
+        );
+        b.click_css("form[action='/dashboard/mfa'] button.primary")
+            .await;
+        // the answer has the same URL: wait for its content
+        wait_for_css(&b, "#mfa-secret").await;
+        assert_eq!(b.text_of("h1").await, "Set up two-factor authentication");
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
+        let secret = b.text_of("#mfa-secret").await;
+        assert_eq!(secret.len(), 32, "{secret}");
+        let qr = b
+            .run_script(
+                "const s = document.querySelector('svg.qr'); const r = s.getBoundingClientRect();\
+                 return [s.querySelectorAll('path').length, Math.round(r.width), Math.round(r.height)];",
+            )
+            .await;
+        assert_eq!(qr[0], 1, "the QR code's modules: {qr}");
+        assert!(
+            qr[1].as_u64().unwrap() >= 200,
+            "a QR code big enough to scan: {qr}"
+        );
+        b.screenshot(1280, &screenshots().join("mfa-1280.png"))
+            .await;
+        b.screenshot(390, &screenshots().join("mfa-390.png")).await;
+
+        // a wrong code: the reason beside the field, the same secret kept
+        let code = common::dashboard::totp_now(&secret, 0);
+        let wrong = format!(
+            "{:06}",
+            (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+        );
+        b.type_into("#otp", &wrong).await;
+        b.click_css("form[action='/dashboard/mfa/confirm'] button.primary")
+            .await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/mfa/confirm"))
+            .await;
+        wait_for_css(&b, "#otp-error").await;
+        assert!(
+            b.text_of("#otp-error").await.contains("not right"),
+            "{}",
+            b.text_of("#otp-error").await
+        );
+        assert_eq!(b.text_of("#mfa-secret").await, secret, "the page is kept");
+        assert!(b.try_find("svg.qr").await.is_some());
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
+        // the right one
+        b.type_into("#otp", &code).await;
+        b.click_css("form[action='/dashboard/mfa/confirm'] button.primary")
+            .await;
+        b.wait_for_url(|u| u.contains("notice=mfa_enabled")).await;
+        let status = b.find(".mfa-status").await;
+        assert_eq!(
+            b.attribute(&status, "data-status").await.as_deref(),
+            Some("enabled")
+        );
+        assert_eq!(mfa_status(&svc, "1").await, "enabled");
+        assert!(
+            !b.source().await.contains(&secret),
+            "the secret is not shown again"
+        );
+
+        // a key with MFA on
+        b.goto(&svc.url("/dashboard/keys/new")).await;
+        b.type_into("#name", "Billing bot").await;
+        b.click_css("input[name='scopes'][value='read']").await;
+        b.click_css("input[name='scopes'][value='billing']").await;
+        b.click_css("#mfa").await;
+        b.click_css("form.key-form button.primary").await;
+        b.wait_for_url(|u| u.ends_with("/created")).await;
+        let token = b.text_of("#new-token").await;
+        let id = key_id_by_name(&svc, "1", "Billing bot").await;
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["billing"], None).await,
+            "otp_required"
+        );
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["read"], None).await,
+            "valid",
+            "no code for a non-sensitive scope"
+        );
+        // the confirm used this step's code: the next step's is fresh
+        let next = common::dashboard::totp_now(&secret, 1);
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["billing"], Some(&next)).await,
+            "valid"
+        );
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["billing"], Some(&next)).await,
+            "otp_invalid",
+            "a code works once"
+        );
+        b.goto(&svc.url("/dashboard/")).await;
+        assert_eq!(
+            b.text_of(&format!("tr[data-key-id='{id}'] .badge.mfa"))
+                .await,
+            "MFA"
+        );
+        b.click_css(&format!("tr[data-key-id='{id}'] a[href$='/edit']"))
+            .await;
+        b.wait_for_url(|u| u.ends_with("/edit")).await;
+        let toggle = b.find("#mfa").await;
+        assert!(b.selected(&toggle).await, "the edit page shows the flag");
+
+        // turn MFA off (with confirmation): the key keeps its flag and fails closed
+        b.goto(&svc.url("/dashboard/mfa")).await;
+        b.click_css("a[href='/dashboard/mfa/disable']").await;
+        b.wait_for_url(|u| u.ends_with("/dashboard/mfa/disable"))
+            .await;
+        b.click_css("form button.danger").await;
+        b.wait_for_url(|u| u.contains("notice=mfa_disabled")).await;
+        assert_eq!(mfa_status(&svc, "1").await, "none");
+        let later = common::dashboard::totp_now(&secret, -1);
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["billing"], Some(&later)).await,
+            "otp_invalid"
+        );
+        b.goto(&svc.url("/dashboard/keys/new")).await;
+        assert!(
+            b.try_find("#mfa").await.is_none(),
+            "no toggle once MFA is off"
+        );
+        b.goto(&svc.url(&format!("/dashboard/keys/{id}/edit")))
+            .await;
+        assert!(b.text_of("p.warning").await.contains("refused until you"));
+        // it can still lose its flag
+        let toggle = b.find("#mfa").await;
+        b.click(&toggle).await;
+        b.click_css("form.key-form button.primary").await;
+        b.wait_for_url(|u| u.contains("notice=updated")).await;
+        assert_eq!(
+            verify_code_sql(&svc, &token, &["billing"], None).await,
+            "valid"
+        );
     });
 }

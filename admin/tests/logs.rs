@@ -125,6 +125,44 @@ fn no_token_appears_in_any_log_line_at_trace_level() {
                 &[("csrf", "wrong")],
             )
             .await;
+            // MFA: a secret from the API, one from the dashboard's page,
+            // a wrong and a right code sent back with the page's fields.
+            let api_mfa = svc.post("/v1/owners/user/2/mfa", &admin, &json!({})).await;
+            dashboard_secrets.push(
+                api_mfa.assert_ok(200)["secret"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            let enroll =
+                dashboard::post(&svc, "/dashboard/mfa", Some(&session), &[("csrf", &csrf)]).await;
+            assert_eq!(enroll.status, 200, "{}", enroll.text);
+            let secret = dashboard::mfa_secret_of(&enroll.text).expect("the secret on the page");
+            let uri = dashboard::field_value(&enroll.text, "otpauth_uri").expect("the URI");
+            let code = dashboard::totp_now(&secret, 0);
+            let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+            for otp in [&wrong, &code] {
+                dashboard::post(
+                    &svc,
+                    "/dashboard/mfa/confirm",
+                    Some(&session),
+                    &[
+                        ("csrf", &csrf),
+                        ("secret", &secret),
+                        ("otpauth_uri", &uri),
+                        ("otp", otp),
+                    ],
+                )
+                .await;
+            }
+            assert!(
+                dashboard::get(&svc, "/dashboard/mfa", Some(&session))
+                    .await
+                    .text
+                    .contains("data-status=\"enabled\""),
+                "enabled through the dashboard"
+            );
+            dashboard_secrets.push(secret);
             dashboard::open(&url).await; // reused: refused
             dashboard::post(
                 &svc,
@@ -168,7 +206,7 @@ fn no_token_appears_in_any_log_line_at_trace_level() {
         logs.contains(r#"route="/dashboard/enter/{secret}""#),
         "dashboard requests were captured:\n{logs}"
     );
-    assert_eq!(dashboard_secrets.len(), 3);
+    assert_eq!(dashboard_secrets.len(), 5);
     for s in &dashboard_secrets {
         assert!(
             !logs.contains(s.as_str()),

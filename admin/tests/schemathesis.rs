@@ -45,7 +45,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         );
         assert!(out.status.success(), "schemathesis failed:\n{report}");
         assert!(
-            report.contains("Tested: 14"),
+            report.contains("Tested: 17"),
             "every operation tested:\n{report}"
         );
     });

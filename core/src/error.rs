@@ -13,6 +13,7 @@ pub enum Reason {
     ExclusiveScope,
     NameRequired,
     InvalidExpiry,
+    MfaNotEnabled,
     KeyLimitReached,
     TypeLimitReached,
     KeyNotRevocable,
@@ -20,7 +21,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::InvalidArgument,
         Reason::UnknownKeyType,
         Reason::UnknownEnvironment,
@@ -28,6 +29,7 @@ impl Reason {
         Reason::ExclusiveScope,
         Reason::NameRequired,
         Reason::InvalidExpiry,
+        Reason::MfaNotEnabled,
         Reason::KeyLimitReached,
         Reason::TypeLimitReached,
         Reason::KeyNotRevocable,
@@ -43,6 +45,7 @@ impl Reason {
             Reason::ExclusiveScope => "exclusive_scope",
             Reason::NameRequired => "name_required",
             Reason::InvalidExpiry => "invalid_expiry",
+            Reason::MfaNotEnabled => "mfa_not_enabled",
             Reason::KeyLimitReached => "key_limit_reached",
             Reason::TypeLimitReached => "type_limit_reached",
             Reason::KeyNotRevocable => "key_not_revocable",
@@ -59,7 +62,8 @@ impl Reason {
             | Reason::UnknownScope
             | Reason::ExclusiveScope
             | Reason::NameRequired
-            | Reason::InvalidExpiry => "22023",
+            | Reason::InvalidExpiry
+            | Reason::MfaNotEnabled => "22023",
             Reason::KeyLimitReached | Reason::TypeLimitReached => "23514",
             Reason::KeyNotRevocable => "42501",
             Reason::KeyNotFound => "P0002",

@@ -13,6 +13,7 @@ pub mod issue;
 pub mod legacy;
 pub mod lifecycle;
 pub mod limits;
+pub mod mfa;
 pub mod request;
 pub mod scopes;
 pub mod status;

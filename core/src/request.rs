@@ -33,6 +33,13 @@ pub fn token_from_headers_json(json: &str) -> Option<String> {
     token_from_headers(&v).map(str::to_owned)
 }
 
+/// The `otp` header (RubyGems' name) of `request.headers`, when it is a
+/// string; `None` for missing or malformed JSON.
+pub fn otp_from_headers_json(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    v.get("otp")?.as_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +51,17 @@ mod tests {
             .unwrap()
             .expose()
             .to_owned()
+    }
+
+    #[test]
+    fn the_otp_header_is_read_when_it_is_a_string() {
+        assert_eq!(
+            otp_from_headers_json(r#"{"otp": "123456", "x-api-key": "k"}"#).as_deref(),
+            Some("123456")
+        );
+        assert_eq!(otp_from_headers_json(r#"{"otp": 123456}"#), None);
+        assert_eq!(otp_from_headers_json(r#"{"x-api-key": "k"}"#), None);
+        assert_eq!(otp_from_headers_json("not json"), None);
     }
 
     #[test]

@@ -11,17 +11,21 @@ pub enum VerifyCode {
     Expired,
     EnvironmentMismatch,
     InsufficientScope,
+    OtpRequired,
+    OtpInvalid,
     Valid,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 7] = [
+    pub const ALL: [VerifyCode; 9] = [
         VerifyCode::Malformed,
         VerifyCode::NotFound,
         VerifyCode::Revoked,
         VerifyCode::Expired,
         VerifyCode::EnvironmentMismatch,
         VerifyCode::InsufficientScope,
+        VerifyCode::OtpRequired,
+        VerifyCode::OtpInvalid,
         VerifyCode::Valid,
     ];
 
@@ -33,6 +37,8 @@ impl VerifyCode {
             VerifyCode::Expired => "expired",
             VerifyCode::EnvironmentMismatch => "environment_mismatch",
             VerifyCode::InsufficientScope => "insufficient_scope",
+            VerifyCode::OtpRequired => "otp_required",
+            VerifyCode::OtpInvalid => "otp_invalid",
             VerifyCode::Valid => "valid",
         }
     }
@@ -47,7 +53,13 @@ impl VerifyCode {
 
     /// Identity columns are filled only for these codes.
     pub fn reveals_identity(self) -> bool {
-        matches!(self, VerifyCode::Valid | VerifyCode::InsufficientScope)
+        matches!(
+            self,
+            VerifyCode::Valid
+                | VerifyCode::InsufficientScope
+                | VerifyCode::OtpRequired
+                | VerifyCode::OtpInvalid
+        )
     }
 }
 
@@ -268,11 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn only_valid_and_insufficient_scope_reveal_identity() {
+    fn valid_insufficient_scope_and_the_otp_codes_reveal_identity() {
         for c in VerifyCode::ALL {
             assert_eq!(
                 c.reveals_identity(),
-                matches!(c, VerifyCode::Valid | VerifyCode::InsufficientScope)
+                matches!(
+                    c,
+                    VerifyCode::Valid
+                        | VerifyCode::InsufficientScope
+                        | VerifyCode::OtpRequired
+                        | VerifyCode::OtpInvalid
+                )
             );
         }
     }

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 
-use api_keys_core::request::token_from_headers_json;
+use api_keys_core::request::{otp_from_headers_json, token_from_headers_json};
 use api_keys_core::scopes;
 use api_keys_core::verify::AuthOutcome;
 use api_keys_core::VerifyCode;
@@ -110,13 +110,15 @@ fn authenticate(headers: Option<&str>, required: &[Option<&str>]) -> AuthOutcome
     let Some(token) = headers.and_then(token_from_headers_json) else {
         return AuthOutcome::NoKey;
     };
-    let (code, identity) = verify_with(Some(&token), required, None, |code, key| {
-        let identity = match (code, key) {
-            (VerifyCode::Valid, Some(key)) => identity_of(key),
-            _ => None,
-        };
-        (code, identity)
-    });
+    let otp = headers.and_then(otp_from_headers_json);
+    let (code, identity) =
+        verify_with(Some(&token), required, None, otp.as_deref(), |code, key| {
+            let identity = match (code, key) {
+                (VerifyCode::Valid, Some(key)) => identity_of(key),
+                _ => None,
+            };
+            (code, identity)
+        });
     if let Some(identity) = identity {
         ensure_subxact_callback();
         IDENTITY.with(|c| *c.borrow_mut() = Some(identity));

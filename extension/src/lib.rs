@@ -10,6 +10,7 @@ mod guc;
 mod legacy;
 mod lifecycle;
 mod lookup;
+mod mfa;
 mod raise;
 mod rules;
 mod text;
@@ -27,4 +28,5 @@ extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
 pub extern "C-unwind" fn _PG_init() {
     guc::define();
     usage::init();
+    mfa::init();
 }

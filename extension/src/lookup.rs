@@ -119,6 +119,10 @@ struct Layout {
     keys_by_hash: pg_sys::Oid,
     /// 0-based positions of `Col::ALL` in the keys tuple.
     key_at: [usize; Col::COUNT],
+    /// The boolean `mfa` column (0.2.0); `None` while the database still has
+    /// 0.1.0's table (library updated, ALTER EXTENSION … UPDATE not yet run):
+    /// no key is an MFA key then.
+    mfa_at: Option<usize>,
     types: pg_sys::Oid,
     types_by_name: pg_sys::Oid,
     type_name_at: usize,
@@ -213,6 +217,18 @@ unsafe fn layout() -> Layout {
     let types = relid(c"key_types", nsp);
     let keys_rel = pg_sys::table_open(keys, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let key_at = positions(keys_rel, Col::ALL.map(|c| (c.column_name(), c.type_oid())));
+    let mfa_at = {
+        let desc = (*keys_rel).rd_att;
+        (*desc)
+            .attrs
+            .as_slice((*desc).natts as usize)
+            .iter()
+            .position(|a| {
+                !a.attisdropped
+                    && a.atttypid == pg_sys::BOOLOID
+                    && pgrx::name_data_to_str(&a.attname) == "mfa"
+            })
+    };
     let keys_owner = (*(*keys_rel).rd_rel).relowner;
     pg_sys::table_close(keys_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     let types_rel = pg_sys::table_open(types, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -232,6 +248,7 @@ unsafe fn layout() -> Layout {
         keys_owner,
         keys_by_hash: relid(c"keys_token_hash_key", nsp),
         key_at,
+        mfa_at,
         types,
         types_by_name: relid(c"key_types_pkey", nsp),
         type_name_at,
@@ -451,6 +468,7 @@ impl Drop for IndexScan {
 /// borrowed and ends when this is dropped.
 pub struct KeyScan {
     key_at: [usize; Col::COUNT],
+    mfa_at: Option<usize>,
     row: Option<Datums>,
     /// `None` = all scopes (or an untyped key).
     ceiling: Option<Vec<String>>,
@@ -488,6 +506,7 @@ impl KeyScan {
             let ceiling = key_type.and_then(|name| type_ceiling(&l, name));
             KeyScan {
                 key_at: l.key_at,
+                mfa_at: l.mfa_at,
                 row,
                 ceiling,
                 _scan: scan,
@@ -502,6 +521,7 @@ impl KeyScan {
             values,
             nulls,
             at: &self.key_at,
+            mfa_at: self.mfa_at,
             ceiling: self.ceiling.as_deref(),
         })
     }
@@ -540,6 +560,7 @@ pub struct KeyRow<'scan> {
     values: &'scan [pg_sys::Datum],
     nulls: &'scan [bool],
     at: &'scan [usize; Col::COUNT],
+    mfa_at: Option<usize>,
     ceiling: Option<&'scan [String]>,
 }
 
@@ -573,6 +594,12 @@ impl<'scan> KeyRow<'scan> {
         let d = self.datum_as(c, pg_sys::TEXTARRAYOID)?;
         // SAFETY: a non-NULL text[] datum, valid for 'scan (as in `text`)
         unsafe { Array::<&str>::from_datum(d, false) }
+    }
+
+    /// The key's MFA flag (false on a 0.1.0 table).
+    pub fn mfa(&self) -> bool {
+        self.mfa_at
+            .is_some_and(|i| !self.nulls[i] && self.values[i].value() != 0)
     }
 
     /// The key's id, copied.

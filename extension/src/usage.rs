@@ -130,13 +130,13 @@ pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
 /// `SetUserIdAndSecContext(s->prevUser, s->prevSecContext)` with the values
 /// saved when the (sub)transaction started, for SECURITY DEFINER functions'
 /// sake; a caller's EXCEPTION block or savepoint is such a subtransaction.
-struct AsOwner {
+pub(crate) struct AsOwner {
     user: pg_sys::Oid,
     sec_context: i32,
 }
 
 impl AsOwner {
-    fn switch(owner: pg_sys::Oid) -> AsOwner {
+    pub(crate) fn switch(owner: pg_sys::Oid) -> AsOwner {
         let mut user = pg_sys::InvalidOid;
         let mut sec_context = 0;
         // SAFETY: reads and sets this backend's current user id and
@@ -271,17 +271,17 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
         .share()
         .flusher_latch
         .store(unsafe { pg_sys::MyLatch } as usize, Ordering::Release);
+    let interval = || Duration::from_millis(guc::USAGE_FLUSH_INTERVAL.get().max(100) as u64);
+    let mut last_flush = std::time::Instant::now();
     loop {
-        let interval = Duration::from_millis(guc::USAGE_FLUSH_INTERVAL.get().max(100) as u64);
         // a request made during the last flush is served at once
-        if !USAGE.share().flush_requested.swap(false, Ordering::AcqRel) {
-            if !BackgroundWorker::wait_latch(Some(interval)) {
+        let mut requested = USAGE.share().flush_requested.swap(false, Ordering::AcqRel);
+        if !requested {
+            let left = interval().saturating_sub(last_flush.elapsed());
+            if !BackgroundWorker::wait_latch(Some(left)) {
                 break;
             }
-            USAGE
-                .share()
-                .flush_requested
-                .store(false, Ordering::Release);
+            requested = USAGE.share().flush_requested.swap(false, Ordering::AcqRel);
         }
         if BackgroundWorker::sigterm_received() {
             break;
@@ -290,6 +290,12 @@ pub extern "C-unwind" fn api_keys_usage_flusher_main(_arg: pg_sys::Datum) {
             // SAFETY: called from the worker's main loop, as Postgres' own workers do
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
+        // A wake for a reload alone is no flush: only a request or the
+        // (possibly just changed) interval is.
+        if !requested && last_flush.elapsed() < interval() {
+            continue;
+        }
+        last_flush = std::time::Instant::now();
         let databases = USAGE.share().table.databases();
         for db in databases {
             flush_database(db);

@@ -46,6 +46,7 @@ pub fn verify_with<R>(
     text: Option<&str>,
     required: &[Option<&str>],
     current_environment: Option<&str>,
+    otp: Option<&str>,
     then: impl FnOnce(VerifyCode, Option<&KeyRow>) -> R,
 ) -> R {
     let Some(text) = text else {
@@ -67,7 +68,7 @@ pub fn verify_with<R>(
     let Some(key) = scan.key() else {
         return then(VerifyCode::NotFound, None);
     };
-    let code = decide_for(&key, isolation, required);
+    let code = crate::mfa::gate(decide_for(&key, isolation, required), &key, required, otp);
     let answer = then(code, Some(&key));
     let usage = if code.is_valid() {
         key.key_id().map(|id| (id, key.timestamp(Col::LastUsedAt)))
@@ -106,19 +107,26 @@ pub extern "C" fn pg_finfo_api_key_verify_c() -> &'static pg_sys::Pg_finfo_recor
 
 /// # Safety
 /// Called by the Postgres executor with a valid `fcinfo` for
-/// `api_key_verify(text, text[], text)`.
+/// `api_key_verify(text, text[], text, text)` (or the three-argument form
+/// of 0.1.0 and of the benchmark's copies: `otp` is read only when passed).
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn api_key_verify_c(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     let tupdesc = result_tupdesc(fcinfo);
-    // the SQL declaration is (text, text[], text): the types read below
+    // the SQL declaration is (text, text[], text, text): the types read below
     let text = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0).and_then(|d| token_text(d));
     let required = text_array_arg(fcinfo, 1).unwrap_or_default();
     // Unreadable text names no environment: NUL can never be in a stored name.
     let env_arg: Option<&str> = text_arg(fcinfo, 2).map(|r| r.unwrap_or(UNREADABLE));
-    verify_with(text, &required, env_arg, |code, key| {
+    // An unreadable code is no code of any secret.
+    let otp: Option<&str> = if (*fcinfo).nargs > 3 {
+        text_arg(fcinfo, 3).map(|r| r.unwrap_or(UNREADABLE))
+    } else {
+        None
+    };
+    verify_with(text, &required, env_arg, otp, |code, key| {
         let identity = match key {
             Some(key) if code.reveals_identity() => Some(IDENTITY.map(|c| match c {
                 Col::Scopes => key.effective_scopes_datum(),

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod db;
 pub mod errors;
 pub mod token;
+pub mod totp;
 pub mod usage;
 
 pub use api::*;

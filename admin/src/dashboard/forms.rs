@@ -14,6 +14,8 @@ pub struct KeyForm {
     pub key_type: String,
     pub environment: String,
     pub scopes: Vec<String>,
+    /// The MFA toggle (sensitive scopes need a one-time code).
+    pub mfa: bool,
 }
 
 /// A refusal and the field it belongs beside (`form` = the whole form).
@@ -59,6 +61,21 @@ fn scope_checkboxes(
     }
 }
 
+/// The MFA toggle, beside its refusal. `was` (edit) = the flag as the
+/// page shows it: the handler sends a value only when it changed.
+fn mfa_toggle(checked: bool, was: Option<bool>, error: Option<String>) -> Markup {
+    html! {
+        div.field.check.mfa-toggle {
+            @if let Some(was) = was { input type="hidden" name="mfa_was" value=(was); }
+            input type="checkbox" id="mfa" name="mfa" value="on" checked[checked]
+                aria-describedby={ "mfa-hint" @if error.is_some() { " mfa-error" } };
+            label for="mfa" { "Require a one-time code (MFA) for sensitive scopes" }
+        }
+        p.muted id="mfa-hint" { "Requests that use a sensitive scope must then also send a code from your authenticator app." }
+        (field_error("mfa", error))
+    }
+}
+
 pub fn new_key(
     owner: &Owner,
     csrf: &str,
@@ -71,6 +88,7 @@ pub fn new_key(
     let expiry_error = error_for(error, "expires_in");
     let env_error = error_for(error, "environment");
     let type_error = error_for(error, "key_type");
+    let mfa_error = error_for(error, "mfa");
     layout(
         "New secret key",
         Some((owner, csrf)),
@@ -120,6 +138,9 @@ pub fn new_key(
                     }
                 }
                 (scope_checkboxes(options, &options.available_scopes, &form.scopes, error_for(error, "scopes")))
+                @if options.mfa_enabled() || mfa_error.is_some() {
+                    (mfa_toggle(form.mfa, None, mfa_error))
+                }
                 div.buttons {
                     button.primary type="submit" { "Create key" }
                     a.button href="/dashboard/" { "Cancel" }
@@ -145,6 +166,7 @@ pub fn edit_key(
         }
     }
     let name_error = error_for(error, "name");
+    let mfa_error = error_for(error, "mfa");
     layout(
         "Edit key",
         Some((owner, csrf)),
@@ -161,6 +183,14 @@ pub fn edit_key(
                     (field_error("name", name_error))
                 }
                 (scope_checkboxes(options, &offered, &form.scopes, error_for(error, "scopes")))
+                // Offered when the owner's MFA is on, and always to turn a
+                // key's flag off.
+                @if options.mfa_enabled() || key.mfa || mfa_error.is_some() {
+                    (mfa_toggle(form.mfa, Some(key.mfa), mfa_error))
+                }
+                @if key.mfa && !options.mfa_enabled() {
+                    p.warning { "Two-factor authentication is off for your account: requests with this key that use a sensitive scope are refused until you " a href="/dashboard/mfa" { "set it up again" } "." }
+                }
                 div.buttons {
                     button.primary type="submit" { "Save" }
                     a.button href="/dashboard/" { "Cancel" }

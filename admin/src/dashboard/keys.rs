@@ -30,17 +30,36 @@ const OWNED_KEY: &str = "(SELECT to_jsonb(k) FROM api_keys.api_key_get($2::uuid)
 const OWNS: &str = "(SELECT k.owner_type = s.owner_type AND k.owner_id = s.owner_id \
      FROM api_keys.api_key_get($2::uuid) k)";
 
-const LIST: &str = "jsonb_build_object(\
+/// The form options of `dashboard_key_options`, with the owner's MFA status
+/// (`api_key_mfa_status`: the toggle is offered only when it is enabled).
+macro_rules! options_of {
+    ($key_type:literal) => {
+        concat!(
+            "(api_keys.dashboard_key_options(s.owner_type, s.owner_id",
+            $key_type,
+            ") || jsonb_build_object('mfa_status', api_keys.api_key_mfa_status(s.owner_type, s.owner_id)))"
+        )
+    };
+}
+
+const LIST: &str = concat!(
+    "jsonb_build_object(\
      'keys', (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k.created_at DESC, k.id DESC), '[]'::jsonb) \
                 FROM api_keys.api_key_list(s.owner_type, s.owner_id) k), \
-     'options', api_keys.dashboard_key_options(s.owner_type, s.owner_id))";
+     'options', ",
+    options_of!(""),
+    ")"
+);
 
-const OPTIONS: &str = "api_keys.dashboard_key_options(s.owner_type, s.owner_id, $2::text)";
+const OPTIONS: &str = options_of!(", $2::text");
 
-const EDIT: &str = "(SELECT jsonb_build_object('key', to_jsonb(k), \
-         'options', api_keys.dashboard_key_options(s.owner_type, s.owner_id, k.key_type)) \
+const EDIT: &str = concat!(
+    "(SELECT jsonb_build_object('key', to_jsonb(k), 'options', ",
+    options_of!(", k.key_type"),
+    ") \
        FROM api_keys.api_key_get($2::uuid) k \
-      WHERE k.owner_type = s.owner_type AND k.owner_id = s.owner_id)";
+      WHERE k.owner_type = s.owner_type AND k.owner_id = s.owner_id)"
+);
 
 fn decode<T: DeserializeOwned>(v: Value) -> Result<T, DashboardError> {
     serde_json::from_value(v)
@@ -79,13 +98,13 @@ fn show_once(headers: &HeaderMap, issued: &IssuedKey) -> Result<Response, Dashbo
     Ok(response)
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
 }
 
 /// A refusal of the SQL API that a form shows beside its field, or the
 /// error page for anything else.
-fn refusal(e: DashboardError) -> Result<(StatusCode, FieldError), DashboardError> {
+pub(super) fn refusal(e: DashboardError) -> Result<(StatusCode, FieldError), DashboardError> {
     match e {
         DashboardError::Api(ApiError::Refused {
             status, message, ..
@@ -101,7 +120,7 @@ fn refusal(e: DashboardError) -> Result<(StatusCode, FieldError), DashboardError
 }
 
 /// Parses a form body and checks its CSRF token.
-fn checked_form(session: &Session, body: &Bytes) -> Result<FormBody, DashboardError> {
+pub(super) fn checked_form(session: &Session, body: &Bytes) -> Result<FormBody, DashboardError> {
     let form = FormBody::parse(body);
     session.check_csrf(form.get(CSRF_FIELD))?;
     Ok(form)
@@ -162,19 +181,21 @@ pub async fn create(
         key_type: f.text("key_type"),
         environment: f.text("environment"),
         scopes: f.all("scopes"),
+        mfa: f.get("mfa").is_some(),
     };
     let issued = session
         .run(
             &state,
             "to_jsonb(api_keys.api_key_issue(s.owner_type, s.owner_id, name => $2::text, \
                  scopes => $3::text[], key_type => $4::text, environment => $5::text, \
-                 expires_in => $6::text))",
+                 expires_in => $6::text, mfa => $7::boolean))",
             &[
                 &given(&form.name),
                 &form.scopes,
                 &given(&form.key_type),
                 &given(&form.environment),
                 &given(&form.expires_in),
+                &form.mfa,
             ],
         )
         .await;
@@ -249,6 +270,7 @@ fn edit_form_of(key: &KeyView) -> KeyForm {
     KeyForm {
         name: key.name.clone().unwrap_or_default(),
         scopes: key.scopes.clone(),
+        mfa: key.mfa,
         ..KeyForm::default()
     }
 }
@@ -290,14 +312,20 @@ pub async fn update(
     let f = checked_form(&session, &body)?;
     let name = f.text("name");
     let scopes = f.all("scopes");
+    // The toggle's value when the form offered it (`mfa_was` = the flag
+    // shown) and it was changed; else NULL: the flag stays as it is.
+    let mfa: Option<bool> = f
+        .get("mfa_was")
+        .map(|was| (was == "true", f.get("mfa").is_some()))
+        .and_then(|(was, now)| (was != now).then_some(now));
     let updated = session
         .run(
             &state,
             &format!(
                 "CASE WHEN {OWNS} THEN to_jsonb(api_keys.api_key_update($2::uuid, \
-                     name => $3::text, scopes => $4::text[])) END"
+                     name => $3::text, scopes => $4::text[], mfa => $5::boolean)) END"
             ),
-            &[&id, &name, &scopes],
+            &[&id, &name, &scopes, &mfa],
         )
         .await;
     match updated {
@@ -309,6 +337,7 @@ pub async fn update(
             let form = KeyForm {
                 name,
                 scopes,
+                mfa: mfa.unwrap_or(key.mfa),
                 ..KeyForm::default()
             };
             let page = forms::edit_key(

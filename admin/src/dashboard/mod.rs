@@ -8,6 +8,7 @@ pub mod error;
 mod form;
 mod forms;
 mod keys;
+mod mfa;
 mod pages;
 pub mod session;
 pub mod view;
@@ -62,6 +63,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/keys/{id}/revoke",
             get(keys::revoke_confirm).post(keys::revoke),
+        )
+        .route("/dashboard/mfa", get(mfa::show).post(mfa::enroll))
+        .route("/dashboard/mfa/confirm", post(mfa::confirm))
+        .route(
+            "/dashboard/mfa/disable",
+            get(mfa::disable_form).post(mfa::disable),
         )
         .route("/dashboard/assets/dashboard.css", get(css))
         .route("/dashboard/assets/theme.css", get(theme))

@@ -5,8 +5,8 @@ use maud::{html, Markup};
 
 use super::session::Owner;
 use super::view::{
-    csrf_field, display_name, environment_badge, is_active, layout, notice, status_badge, time,
-    token_box, type_badge, KeyStatus, KeyView, Options,
+    csrf_field, display_name, environment_badge, is_active, layout, mfa_badge, notice,
+    status_badge, time, token_box, type_badge, KeyStatus, KeyView, Options,
 };
 
 fn scopes_cell(scopes: &[String]) -> Markup {
@@ -30,7 +30,7 @@ fn key_table(caption: &str, keys: &[&KeyView], options: &Options, now: &DateTime
                 tbody {
                     @for k in keys {
                         tr data-key-id=(k.id) {
-                            td data-label="Name" { strong.key-name { (display_name(k)) } }
+                            td data-label="Name" { strong.key-name { (display_name(k)) } (mfa_badge(k)) }
                             td data-label="Key" { code.masked { (k.masked_token) } }
                             td data-label="Scopes" { (scopes_cell(&k.scopes)) }
                             td data-label="Type" { (type_badge(k.key_type.as_deref(), options.is_public(k.key_type.as_deref()))) }

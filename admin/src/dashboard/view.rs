@@ -51,9 +51,17 @@ pub struct Options {
     /// `api_key_scope_define`'s descriptions, by scope name.
     #[serde(default)]
     pub scope_descriptions: std::collections::BTreeMap<String, String>,
+    /// The owner's `api_key_mfa_status` (none, pending, enabled).
+    #[serde(default)]
+    pub mfa_status: String,
 }
 
 impl Options {
+    /// Whether keys may get the MFA flag (the owner's MFA is enabled).
+    pub fn mfa_enabled(&self) -> bool {
+        self.mfa_status == "enabled"
+    }
+
     pub fn is_public(&self, key_type: Option<&str>) -> bool {
         key_type.is_some_and(|t| self.key_types.iter().any(|o| o.name == t && o.public))
     }
@@ -84,6 +92,7 @@ pub fn layout(title: &str, owner: Option<(&Owner, &str)>, body: Markup) -> Marku
                         a.brand href="/dashboard/" { "API keys" }
                         @if let Some((owner, csrf)) = owner {
                             nav aria-label="Account" {
+                                a.nav-mfa href="/dashboard/mfa" title="Two-factor authentication" { "MFA" }
                                 @if let Some(url) = &owner.return_url {
                                     a.return href=(url) {
                                         "← " (owner.return_text.as_deref().unwrap_or("Back"))
@@ -135,6 +144,7 @@ pub fn reason_in_words(message: &str) -> String {
         "unknown_environment" => "Choose an environment.",
         "key_not_revocable" => "This key cannot be revoked.",
         "key_not_found" => "There is no such key.",
+        "mfa_not_enabled" => "Turn on two-factor authentication (MFA) for your account first.",
         _ => "This was refused.",
     };
     format!("{lead} ({detail})")
@@ -148,6 +158,7 @@ pub fn field_of(message: &str) -> &'static str {
         "invalid_expiry" => "expires_in",
         "unknown_key_type" => "key_type",
         "unknown_environment" => "environment",
+        "mfa_not_enabled" => "mfa",
         "invalid_argument" if message.contains("name") => "name",
         "invalid_argument" if message.contains("scope") => "scopes",
         _ => "form",
@@ -219,6 +230,15 @@ pub fn environment_badge(environment: Option<&str>) -> Markup {
     }
 }
 
+/// The badge of a key whose sensitive scopes need a one-time code.
+pub fn mfa_badge(key: &KeyView) -> Markup {
+    html! {
+        @if key.mfa {
+            " " span.badge.mfa title="Needs a one-time code for sensitive scopes" { "MFA" }
+        }
+    }
+}
+
 pub fn type_badge(key_type: Option<&str>, public: bool) -> Markup {
     let class = if public {
         "badge type-publishable"
@@ -249,6 +269,8 @@ pub fn notice(which: Option<&str>) -> Option<Markup> {
         "updated" => "The key was updated.",
         "revoked" => "The key was revoked. Requests with it are refused from now on.",
         "created_publishable" => "The publishable key was created.",
+        "mfa_enabled" => "Two-factor authentication is on. Keys marked MFA now ask for a code for sensitive scopes.",
+        "mfa_disabled" => "Two-factor authentication is off.",
         _ => return None,
     };
     Some(html! { p.notice role="status" { (text) } })
@@ -279,6 +301,8 @@ mod tests {
         assert!(reason_in_words(m).contains("cannot be combined"));
         assert_eq!(field_of("api_keys: name_required: x"), "name");
         assert_eq!(field_of("api_keys: key_limit_reached: x"), "form");
+        assert_eq!(field_of("api_keys: mfa_not_enabled: x"), "mfa");
+        assert!(reason_in_words("api_keys: mfa_not_enabled: x").starts_with("Turn on two-factor"));
     }
 
     #[test]

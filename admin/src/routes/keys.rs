@@ -48,6 +48,9 @@ pub struct IssueRequest {
     /// Absent = `{}`.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Ask for an OTP when a sensitive scope is required; needs the owner's
+    /// MFA enabled. Absent = false.
+    mfa: Option<bool>,
 }
 
 /// Issue a key (`api_key_issue`).
@@ -75,7 +78,8 @@ async fn issue(
             "to_jsonb(api_keys.api_key_issue(owner_type => $3::text, owner_id => $4::text, \
                  name => $5::text, scopes => $6::text[], key_type => $7::text, \
                  environment => $8::text, expires_at => $9::timestamptz, \
-                 expires_in => $10::text, metadata => $11::jsonb))",
+                 expires_in => $10::text, metadata => $11::jsonb, \
+                 mfa => coalesce($12::boolean, false)))",
             &[
                 &req.owner_type,
                 &req.owner_id,
@@ -86,6 +90,7 @@ async fn issue(
                 &req.expires_at,
                 &req.expires_in,
                 &metadata,
+                &req.mfa,
             ],
         )
         .await?;
@@ -216,6 +221,8 @@ pub struct UpdateRequest {
     /// Replaces the metadata.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Sets or clears the key's MFA flag (needs the owner's MFA enabled to set).
+    mfa: Option<bool>,
 }
 
 /// Change a key's name, scopes or metadata (`api_key_update`).
@@ -237,8 +244,8 @@ async fn update(
         .run(
             &state,
             Scope::Write,
-            "to_jsonb(api_keys.api_key_update($3::uuid, $4::text, $5::text[], $6::jsonb))",
-            &[&id, &req.name, &req.scopes, &req.metadata],
+            "to_jsonb(api_keys.api_key_update($3::uuid, $4::text, $5::text[], $6::jsonb, $7::boolean))",
+            &[&id, &req.name, &req.scopes, &req.metadata, &req.mfa],
         )
         .await?;
     Ok(axum::Json(info))

@@ -24,6 +24,7 @@ pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mfa;
 pub mod openapi;
 pub mod owners;
 pub mod presets;
@@ -40,6 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(lifecycle::router())
         .merge(owners::router())
+        .merge(mfa::router())
         .merge(verify::router())
         .merge(presets::router())
         .merge(health::router())

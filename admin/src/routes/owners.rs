@@ -25,8 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Owner {
-    owner_type: String,
-    owner_id: String,
+    pub owner_type: String,
+    pub owner_id: String,
 }
 
 #[derive(Serialize, ToSchema)]

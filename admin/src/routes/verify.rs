@@ -30,6 +30,8 @@ pub struct VerifyRequest {
     required_scopes: Option<Vec<String>>,
     /// Absent or null = the service connection's `api_keys.environment`.
     environment: Option<String>,
+    /// A TOTP code, for keys flagged mfa when a sensitive scope is required.
+    otp: Option<String>,
 }
 
 /// Verify a key (`api_key_verify`). 200 with the verification row whatever
@@ -52,8 +54,8 @@ async fn verify(
             &client,
             &state,
             Scope::Verify,
-            "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text))",
-            &[&req.token, &req.required_scopes, &req.environment],
+            "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text, $6::text))",
+            &[&req.token, &req.required_scopes, &req.environment, &req.otp],
         )
         .await?;
     state.metrics.record_verification(&verification.code);

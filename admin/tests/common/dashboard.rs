@@ -129,3 +129,50 @@ pub async fn csrf(svc: &Service, session: &str) -> String {
     assert_eq!(page.status, 200, "{}", page.text);
     page.csrf()
 }
+
+/// The MFA secret shown as text on the enrollment page.
+pub fn mfa_secret_of(html: &str) -> Option<String> {
+    let at = html.find(r#"id="mfa-secret""#)?;
+    let rest = &html[at..];
+    let start = rest.find('>')? + 1;
+    let end = rest[start..].find('<')?;
+    Some(rest[start..start + end].to_owned())
+}
+
+/// The value of the (first) input named `name` on a page, unescaped.
+pub fn field_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let at = html.find(&marker)? + marker.len();
+    let raw = html[at..].split('"').next()?;
+    Some(
+        raw.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The TOTP code of a base32 `secret` for now + `steps_ahead` steps (core's
+/// RFC 6238 implementation, the extension's own).
+pub fn totp_now(secret: &str, steps_ahead: i64) -> String {
+    use api_keys_core::mfa;
+    let bytes = mfa::base32_decode(secret).expect("a base32 secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = now + steps_ahead * mfa::STEP_SECONDS as i64;
+    mfa::totp(&bytes, at as u64, mfa::DIGITS)
+}
+
+/// `api_key_mfa_status('user', owner_id)`, as the superuser reads it.
+pub async fn mfa_status(svc: &Service, owner_id: &str) -> String {
+    svc.su
+        .query_one(
+            "SELECT api_keys.api_key_mfa_status('user', $1)",
+            &[&owner_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::dashboard::{
-    cookie_value, create_link, csrf, get, link, open, post, sign_in, Page,
+    cookie_value, create_link, csrf, get, link, mfa_status, open, post, sign_in, Page,
 };
 use crate::common::{run, Service, ALL_SCOPES};
 
@@ -454,6 +454,9 @@ fn every_dashboard_post_without_the_sessions_csrf_token_is_403() {
                 vec![("grace_seconds", "0")],
             ),
             (format!("/dashboard/keys/{id}/revoke"), vec![]),
+            ("/dashboard/mfa".to_owned(), vec![]),
+            ("/dashboard/mfa/confirm".to_owned(), vec![("otp", "123456")]),
+            ("/dashboard/mfa/disable".to_owned(), vec![]),
             ("/dashboard/reset".to_owned(), vec![]),
             ("/dashboard/logout".to_owned(), vec![]),
         ];
@@ -476,6 +479,11 @@ fn every_dashboard_post_without_the_sessions_csrf_token_is_403() {
         }
         assert_eq!(key_count(&svc, "1").await, 1, "nothing issued or revoked");
         assert_eq!(name_of(&svc, key).await, None, "nothing renamed");
+        assert_eq!(
+            mfa_status(&svc, "1").await,
+            "none",
+            "no MFA enrollment started"
+        );
         assert_eq!(
             get(&svc, "/dashboard/", Some(&a)).await.status,
             200,
@@ -509,6 +517,8 @@ fn every_dashboard_page_sends_the_csp_and_refuses_framing() {
             format!("/dashboard/keys/{id}/revoke"),
             format!("/dashboard/keys/{id}/rotate"),
             "/dashboard/reset".to_owned(),
+            "/dashboard/mfa".to_owned(),
+            "/dashboard/mfa/disable".to_owned(),
             "/dashboard/assets/dashboard.css".to_owned(),
             "/dashboard/assets/theme.css".to_owned(),
             "/dashboard/assets/copy.js".to_owned(),
@@ -783,5 +793,308 @@ fn hostile_form_input_is_refused_in_words_and_creates_nothing() {
         assert_eq!(p.status, 413);
         assert_eq!(key_count(&svc, "1").await, 1, "only the key issued in SQL");
         assert_eq!(name_of(&svc, id).await, None);
+    });
+}
+
+/// The MFA page: the enroll answer carries the secret (as text and as an
+/// inline SVG QR code, nothing from outside), is never cached and keeps
+/// the CSP; confirm/disable act on the session's owner only; hostile
+/// codes and hostile fields sent back are refused in words or shown as
+/// text, never a 500.
+#[test]
+fn the_mfa_page_enrolls_the_sessions_owner_only_and_is_never_cached() {
+    use crate::common::dashboard::{field_value, mfa_secret_of, totp_now};
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let a = sign_in(&svc, &admin, "1").await;
+        let b = sign_in(&svc, &admin, "2").await;
+        let token_a = csrf(&svc, &a).await;
+        let token_b = csrf(&svc, &b).await;
+        let status = get(&svc, "/dashboard/mfa", Some(&a)).await;
+        assert_eq!(status.status, 200);
+        assert!(
+            status.text.contains(r#"data-status="none""#),
+            "{}",
+            status.text
+        );
+
+        let page = post(&svc, "/dashboard/mfa", Some(&a), &[("csrf", &token_a)]).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_secured(&page, "the enroll answer");
+        assert_eq!(page.headers["cache-control"], "no-store");
+        let secret = mfa_secret_of(&page.text).expect("the secret as text");
+        let uri = field_value(&page.text, "otpauth_uri").unwrap();
+        assert!(
+            uri.starts_with("otpauth://totp/") && uri.contains(&secret),
+            "{uri}"
+        );
+        assert!(
+            page.text.contains(r#"<svg class="qr""#),
+            "an inline SVG QR code"
+        );
+        for outside in ["http://", "https://", "data:", "<img", "style=", "<script>"] {
+            assert!(!page.text.contains(outside), "{outside} in the MFA page");
+        }
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
+        assert_eq!(
+            mfa_status(&svc, "2").await,
+            "none",
+            "the other owner is untouched"
+        );
+
+        // owner 2's session cannot confirm (or see) owner 1's enrollment
+        let code = totp_now(&secret, 0);
+        let p = post(
+            &svc,
+            "/dashboard/mfa/confirm",
+            Some(&b),
+            &[
+                ("csrf", &token_b),
+                ("otp", &code),
+                ("secret", &secret),
+                ("otpauth_uri", &uri),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 400, "{}", p.text);
+        assert!(p.text.contains("no pending MFA enrollment"), "{}", p.text);
+        assert!(
+            !p.text.contains(&secret),
+            "another owner's secret is not echoed as theirs"
+        );
+        assert_eq!(mfa_status(&svc, "2").await, "none");
+        assert_eq!(mfa_status(&svc, "1").await, "pending");
+        // owner 1's CSRF token does not work with owner 2's session
+        let p = post(&svc, "/dashboard/mfa", Some(&b), &[("csrf", &token_a)]).await;
+        assert_eq!(p.status, 403);
+
+        // hostile codes: refused in words, the page kept, no 500
+        let big = "9".repeat(100_000);
+        for otp in [
+            "",
+            "12345",
+            "1234567",
+            "abcdef",
+            "12 456",
+            "\u{0}12345",
+            "١٢٣٤٥٦",
+            big.as_str(),
+        ] {
+            let p = post(
+                &svc,
+                "/dashboard/mfa/confirm",
+                Some(&a),
+                &[
+                    ("csrf", &token_a),
+                    ("otp", otp),
+                    ("secret", &secret),
+                    ("otpauth_uri", &uri),
+                ],
+            )
+            .await;
+            assert!(
+                p.status == 400 || p.status == 413,
+                "{:?}: {} {}",
+                otp.chars().take(10).collect::<String>(),
+                p.status,
+                p.text
+            );
+            if p.status == 400 {
+                assert_secured(&p, "a refused code");
+                assert!(
+                    p.text.contains(r#"id="otp-error""#) || p.text.contains("field-error"),
+                    "{}",
+                    p.text
+                );
+            }
+        }
+        assert_eq!(
+            mfa_status(&svc, "1").await,
+            "pending",
+            "no bad code enabled it"
+        );
+        // hostile fields sent back are not shown as they came
+        let p = post(
+            &svc,
+            "/dashboard/mfa/confirm",
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("otp", "000000"),
+                ("secret", "<script>alert(1)</script>"),
+                ("otpauth_uri", "javascript:alert(2)"),
+            ],
+        )
+        .await;
+        assert!(p.status.is_client_error(), "{}", p.status);
+        assert!(
+            !p.text.contains("<script>alert") && !p.text.contains("javascript:"),
+            "{}",
+            p.text
+        );
+
+        // the right code enables owner 1 only; enrolling again is refused in words
+        let p = post(
+            &svc,
+            "/dashboard/mfa/confirm",
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("otp", &totp_now(&secret, 1)),
+                ("secret", &secret),
+                ("otpauth_uri", &uri),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        assert_eq!(p.location(), Some("/dashboard/mfa?notice=mfa_enabled"));
+        assert_eq!(mfa_status(&svc, "1").await, "enabled");
+        assert_eq!(mfa_status(&svc, "2").await, "none");
+        let again = post(&svc, "/dashboard/mfa", Some(&a), &[("csrf", &token_a)]).await;
+        assert_eq!(again.status, 400, "{}", again.text);
+        assert!(again.text.contains("already enabled"), "{}", again.text);
+        assert!(mfa_secret_of(&again.text).is_none(), "no new secret");
+
+        // the MFA toggle: offered to owner 1 only; a forged toggle of owner 2 is refused beside the field
+        let new_a = get(&svc, "/dashboard/keys/new", Some(&a)).await;
+        assert!(new_a.text.contains(r#"id="mfa""#));
+        let new_b = get(&svc, "/dashboard/keys/new", Some(&b)).await;
+        assert!(!new_b.text.contains(r#"id="mfa""#));
+        let p = post(
+            &svc,
+            "/dashboard/keys",
+            Some(&b),
+            &[("csrf", &token_b), ("name", "forged"), ("mfa", "on")],
+        )
+        .await;
+        assert_eq!(p.status, 400, "{}", p.text);
+        assert!(p.text.contains(r#"id="mfa-error""#), "{}", p.text);
+        assert!(
+            p.text.contains("Turn on two-factor authentication"),
+            "{}",
+            p.text
+        );
+        assert!(p.text.contains(r#"value="forged""#), "the input is kept");
+        assert_eq!(key_count(&svc, "2").await, 0);
+        let p = post(
+            &svc,
+            "/dashboard/keys",
+            Some(&a),
+            &[("csrf", &token_a), ("name", "with mfa"), ("mfa", "on")],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        let flagged: bool = svc
+            .su
+            .query_one(
+                "SELECT mfa FROM api_keys.api_key_list('user', '1') WHERE name = 'with mfa'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(flagged);
+
+        // disable: owner 2 disabling touches nothing of owner 1
+        let p = post(
+            &svc,
+            "/dashboard/mfa/disable",
+            Some(&b),
+            &[("csrf", &token_b)],
+        )
+        .await;
+        assert_eq!(p.status, 303);
+        assert_eq!(mfa_status(&svc, "1").await, "enabled");
+        let p = post(
+            &svc,
+            "/dashboard/mfa/disable",
+            Some(&a),
+            &[("csrf", &token_a)],
+        )
+        .await;
+        assert_eq!(p.status, 303);
+        assert_eq!(p.location(), Some("/dashboard/mfa?notice=mfa_disabled"));
+        assert_eq!(mfa_status(&svc, "1").await, "none");
+
+        // edit with MFA off: the flagged key is renamed with its toggle left
+        // as shown (no mfa sent); turning the flag on is refused beside the
+        // field with the input kept; turning it off works
+        let flagged_id: uuid::Uuid = svc
+            .su
+            .query_one(
+                "SELECT id FROM api_keys.api_key_list('user', '1') WHERE name = 'with mfa'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let edit = get(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}/edit"),
+            Some(&a),
+        )
+        .await;
+        assert!(
+            edit.text.contains(r#"name="mfa_was" value="true""#),
+            "{}",
+            edit.text
+        );
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}"),
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("name", "still mfa"),
+                ("mfa_was", "true"),
+                ("mfa", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        assert_eq!(
+            name_of(&svc, flagged_id).await.as_deref(),
+            Some("still mfa")
+        );
+        let (plain, _) = svc.issue_sql("user", "1", &[]).await;
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{plain}"),
+            Some(&a),
+            &[
+                ("csrf", &token_a),
+                ("name", "wants mfa"),
+                ("mfa_was", "false"),
+                ("mfa", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(p.status, 400, "{}", p.text);
+        assert!(p.text.contains(r#"id="mfa-error""#), "{}", p.text);
+        assert!(p.text.contains(r#"value="wants mfa""#), "the input is kept");
+        assert_eq!(name_of(&svc, plain).await, None, "nothing changed");
+        let p = post(
+            &svc,
+            &format!("/dashboard/keys/{flagged_id}"),
+            Some(&a),
+            &[("csrf", &token_a), ("name", "no mfa"), ("mfa_was", "true")],
+        )
+        .await;
+        assert_eq!(p.status, 303, "{}", p.text);
+        let flag: bool = svc
+            .su
+            .query_one("SELECT mfa FROM api_keys.api_key_get($1)", &[&flagged_id])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!flag, "the flag can be removed with MFA off");
+        // signed out: no MFA page
+        assert_eq!(get(&svc, "/dashboard/mfa", None).await.status, 401);
+        assert_eq!(
+            post(&svc, "/dashboard/mfa", None, &[("csrf", &token_a)])
+                .await
+                .status,
+            401
+        );
     });
 }

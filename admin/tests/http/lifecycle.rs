@@ -212,3 +212,126 @@ fn import_refusals_are_400() {
             .assert_error(400, "invalid_argument");
     });
 }
+
+fn totp_now(secret_b32: &str, ahead: u64) -> String {
+    let secret = api_keys_core::mfa::base32_decode(secret_b32).expect("base32");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    api_keys_core::mfa::totp(&secret, now + ahead * 30, 6)
+}
+
+#[test]
+fn mfa_enroll_confirm_verify_with_otp_and_disable() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        svc.sql(
+            "SELECT api_keys.api_key_scope_define('read'); \
+                 SELECT api_keys.api_key_scope_define('admin', mfa => true); \
+                 SELECT api_keys.api_key_scope_define('keys:read'); \
+                 SELECT api_keys.api_key_scope_define('keys:write'); \
+                 SELECT api_keys.api_key_scope_define('keys:verify');",
+        )
+        .await;
+        let e = svc.post("/v1/owners/user/5/mfa", &admin, &json!({})).await;
+        let e = e.assert_ok(200).clone();
+        let secret = e["secret"].as_str().unwrap().to_owned();
+        assert!(e["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"));
+        // a key cannot get the flag before confirmation
+        svc.post(
+            "/v1/keys",
+            &admin,
+            &json!({"owner_type": "user", "owner_id": "5", "scopes": ["admin"], "mfa": true}),
+        )
+        .await
+        .assert_error(400, "mfa_not_enabled");
+        let c = svc
+            .post(
+                "/v1/owners/user/5/mfa/confirm",
+                &admin,
+                &json!({"otp": "000000"}),
+            )
+            .await;
+        assert_eq!(c.assert_ok(200)["enabled"], false);
+        let c = svc
+            .post(
+                "/v1/owners/user/5/mfa/confirm",
+                &admin,
+                &json!({"otp": totp_now(&secret, 0)}),
+            )
+            .await;
+        assert_eq!(c.assert_ok(200)["enabled"], true);
+        svc.post("/v1/owners/user/5/mfa", &admin, &json!({}))
+            .await
+            .assert_error(400, "invalid_argument");
+        let k = svc
+            .post(
+                "/v1/keys",
+                &admin,
+                &json!({"owner_type": "user", "owner_id": "5", "scopes": ["read", "admin"], "mfa": true}),
+            )
+            .await;
+        let token = k.assert_ok(201)["token"].as_str().unwrap().to_owned();
+        let v = svc
+            .post(
+                "/v1/verify",
+                &admin,
+                &json!({"token": token, "required_scopes": ["admin"]}),
+            )
+            .await;
+        assert_eq!(v.assert_ok(200)["code"], "otp_required");
+        let otp = totp_now(&secret, 1);
+        let body = json!({"token": token, "required_scopes": ["admin"], "otp": otp});
+        let v = svc.post("/v1/verify", &admin, &body).await;
+        assert_eq!(v.assert_ok(200)["code"], "valid");
+        let v = svc.post("/v1/verify", &admin, &body).await;
+        assert_eq!(
+            v.assert_ok(200)["code"],
+            "otp_invalid",
+            "a code is used once"
+        );
+        let d = svc
+            .call(Method::DELETE, "/v1/owners/user/5/mfa", Some(&admin), None)
+            .await;
+        assert_eq!(d.assert_ok(200)["disabled"], true);
+        let d = svc
+            .call(Method::DELETE, "/v1/owners/user/5/mfa", Some(&admin), None)
+            .await;
+        assert_eq!(d.assert_ok(200)["disabled"], false);
+        // the secret is in no later answer
+        let listed = svc.get("/v1/keys?owner_type=user&owner_id=5", &admin).await;
+        assert!(!listed.text.contains(&secret));
+        assert_eq!(listed.body["keys"][0]["mfa"], true);
+    });
+}
+
+#[test]
+fn mfa_refusals_are_400() {
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let long = "o".repeat(256);
+        svc.post(&format!("/v1/owners/user/{long}/mfa"), &admin, &json!({}))
+            .await
+            .assert_error(400, "invalid_argument");
+        svc.post(
+            "/v1/owners/user/9/mfa/confirm",
+            &admin,
+            &json!({"otp": "123456"}),
+        )
+        .await
+        .assert_error(400, "invalid_argument");
+        for body in [
+            json!({}),
+            json!({"otp": 123456}),
+            json!({"otp": "1", "x": 1}),
+        ] {
+            svc.post("/v1/owners/user/9/mfa/confirm", &admin, &body)
+                .await
+                .assert_error(400, "invalid_argument");
+        }
+    });
+}

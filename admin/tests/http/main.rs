@@ -59,6 +59,14 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Option<Value>)> {
             "keys:write",
             None,
         ),
+        (Method::POST, "/v1/owners/user/1/mfa", "keys:write", None),
+        (
+            Method::POST,
+            "/v1/owners/user/1/mfa/confirm",
+            "keys:write",
+            Some(json!({"otp": "000000"})),
+        ),
+        (Method::DELETE, "/v1/owners/user/1/mfa", "keys:write", None),
         (
             Method::GET,
             "/v1/owners/user/1/available_scopes",

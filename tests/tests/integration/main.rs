@@ -12,6 +12,7 @@ mod hostile;
 mod hot_path;
 mod issue;
 mod lifecycle;
+mod mfa;
 mod pagination;
 mod pgbouncer;
 mod policy;

@@ -114,7 +114,7 @@ fn no_notice_or_debug_message_contains_token_plaintext() {
 /// SPEC §2's hot-path exception: exactly these may run as their caller
 /// without a fixed search_path (hot_path.rs proves what makes that safe).
 const HOT_PATH_EXEMPT: [&str; 6] = [
-    "api_keys.api_key_verify(text,text[],text)",
+    "api_keys.api_key_verify(text,text[],text,text)",
     "api_keys.current_key_id()",
     "api_keys.current_owner_type()",
     "api_keys.current_owner_id()",
