@@ -1080,6 +1080,54 @@ DROP FUNCTION api_keys._resolve_environment(text);
 
 -- Every ACL set explicitly, as a fresh install does (0.1.0 left types
 -- usable by PUBLIC and honoured default privileges).
+-- Internal helpers that were SQL functions in 0.1.0, now PL/pgSQL (plans
+-- kept for the session instead of re-planned per call; issue 13).
+-- The invoker's role: inside a SECURITY DEFINER function current_user is the
+-- owner, but the `role` setting still names what the caller SET ROLE to.
+-- The helpers below are PL/pgSQL, not SQL: a SQL function that cannot be
+-- inlined (SECURITY DEFINER, SET) is parsed and planned again on every call,
+-- which cost an issue about a third of its time (BENCHMARKS.md); PL/pgSQL
+-- keeps its plans for the session.
+CREATE OR REPLACE FUNCTION api_keys._invoker() RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    RETURN CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                ELSE current_setting('role') END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys._audit(action text, key_id uuid, owner_type text, owner_id text, details jsonb DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    INSERT INTO api_keys.audit_log (action, key_id, owner_type, owner_id, current_user_name, details)
+    VALUES (_audit.action, _audit.key_id, _audit.owner_type, _audit.owner_id, api_keys._invoker(),
+            coalesce(_audit.details, '{}'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys._scope_registry(OUT names text[], OUT exclusive boolean[])
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    SELECT coalesce(array_agg(s.name ORDER BY s.position), '{}'),
+           coalesce(array_agg(s.exclusive ORDER BY s.position), '{}')
+      INTO _scope_registry.names, _scope_registry.exclusive
+      FROM api_keys.scopes s;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION api_keys._lock_owner(owner_type text, owner_id text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
+    INSERT INTO api_keys.owner_locks AS l (owner_type, owner_id)
+    VALUES (_lock_owner.owner_type, _lock_owner.owner_id)
+    ON CONFLICT ON CONSTRAINT owner_locks_pkey DO UPDATE SET touched_at = now();
+END
+$$;
+
 SELECT api_keys._acl_apply();
 
 COMMENT ON FUNCTION api_keys._text_check(text, text[]) IS 'Internal: invalid_argument for text that is not UTF-8 in this database.';

@@ -45,33 +45,48 @@ SELECT k.id, k.owner_type, k.owner_id, k.name, k.key_type, k.environment,
 
 -- The invoker's role: inside a SECURITY DEFINER function current_user is the
 -- owner, but the `role` setting still names what the caller SET ROLE to.
+-- The helpers below are PL/pgSQL, not SQL: a SQL function that cannot be
+-- inlined (SECURITY DEFINER, SET) is parsed and planned again on every call,
+-- which cost an issue about a third of its time (BENCHMARKS.md); PL/pgSQL
+-- keeps its plans for the session.
 CREATE OR REPLACE FUNCTION api_keys._invoker() RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
-    SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                ELSE current_setting('role') END
+BEGIN
+    RETURN CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                ELSE current_setting('role') END;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION api_keys._audit(action text, key_id uuid, owner_type text, owner_id text, details jsonb DEFAULT '{}')
-RETURNS void LANGUAGE sql VOLATILE
+RETURNS void LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
     INSERT INTO api_keys.audit_log (action, key_id, owner_type, owner_id, current_user_name, details)
-    VALUES (action, key_id, owner_type, owner_id, api_keys._invoker(), coalesce(details, '{}'))
+    VALUES (_audit.action, _audit.key_id, _audit.owner_type, _audit.owner_id, api_keys._invoker(),
+            coalesce(_audit.details, '{}'));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION api_keys._scope_registry(OUT names text[], OUT exclusive boolean[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
+BEGIN
     SELECT coalesce(array_agg(s.name ORDER BY s.position), '{}'),
            coalesce(array_agg(s.exclusive ORDER BY s.position), '{}')
-      FROM api_keys.scopes s
+      INTO _scope_registry.names, _scope_registry.exclusive
+      FROM api_keys.scopes s;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION api_keys._lock_owner(owner_type text, owner_id text) RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
-    INSERT INTO api_keys.owner_locks AS l (owner_type, owner_id) VALUES (owner_type, owner_id)
-    ON CONFLICT (owner_type, owner_id) DO UPDATE SET touched_at = now()
+BEGIN
+    INSERT INTO api_keys.owner_locks AS l (owner_type, owner_id)
+    VALUES (_lock_owner.owner_type, _lock_owner.owner_id)
+    ON CONFLICT ON CONSTRAINT owner_locks_pkey DO UPDATE SET touched_at = now();
+END
 $$;
 
 -- Whether the owner may get one more key of this type in this environment;

@@ -12,8 +12,8 @@ use api_keys_core::verify::{AuthOutcome, VerifyCode};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use serde_json::Value;
-use tokio_postgres::types::ToSql;
+use serde::de::DeserializeOwned;
+use tokio_postgres::types::{Json, ToSql};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -99,27 +99,28 @@ fn statement(scope: Scope, work: &str) -> String {
 
 impl Caller {
     /// Checks the caller for `scope` and runs `work` in one statement on one
-    /// pooled connection. `params` are `$3`, `$4`, … of `work`.
-    pub async fn run(
+    /// pooled connection. `params` are `$3`, `$4`, … of `work`; its jsonb
+    /// result is read straight into `T` (an SQL NULL as JSON `null`).
+    pub async fn run<T: DeserializeOwned>(
         &self,
         state: &AppState,
         scope: Scope,
         work: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Value, ApiError> {
+    ) -> Result<T, ApiError> {
         let client = state.pool.get().await?;
         self.run_on(&client, state, scope, work, params).await
     }
 
     /// [`run`](Self::run) on a connection the handler already holds.
-    pub async fn run_on(
+    pub async fn run_on<T: DeserializeOwned>(
         &self,
         client: &deadpool_postgres::Client,
         state: &AppState,
         scope: Scope,
         work: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Value, ApiError> {
+    ) -> Result<T, ApiError> {
         let sql = statement(scope, work);
         let statement = client.prepare_cached(&sql).await?;
         let mut all: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(params.len() + 2);
@@ -134,8 +135,16 @@ impl Caller {
         match outcome.refusal_status() {
             None if admin => {
                 state.metrics.record_caller_check("accepted");
-                let result: Option<Value> = row.try_get(2)?;
-                Ok(result.unwrap_or(Value::Null))
+                // A result that does not fit `T` is the service's bug, not
+                // an unreachable database.
+                let result: Option<Json<T>> = row
+                    .try_get(2)
+                    .map_err(|e| ApiError::Internal(format!("reading the result: {e}")))?;
+                match result {
+                    Some(Json(value)) => Ok(value),
+                    None => serde_json::from_value(serde_json::Value::Null)
+                        .map_err(|e| ApiError::Internal(format!("{work} returned NULL: {e}"))),
+                }
             }
             Some(403) if admin => {
                 state.metrics.record_caller_check("forbidden");

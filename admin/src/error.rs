@@ -1,8 +1,29 @@
 //! The one error type of the service and the SQLSTATE → HTTP mapping (SPEC §8).
 
+use std::collections::BTreeMap;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::{RefOr, Response as DocResponse, ResponseBuilder};
+use utoipa::ToSchema;
+
+/// The SPEC error body: `{"error":{"code","message"}}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// The reason: `invalid_argument`, `key_not_found`, `key_limit_reached`,
+    /// `key_not_revocable`, `unauthorized`, `insufficient_scope`, `not_found`,
+    /// `unavailable`, `internal`, or another reason of the extension.
+    pub code: String,
+    pub message: String,
+}
 
 /// Everything a request can end in besides success. The body is always
 /// `{"error":{"code","message"}}`; internals go to the log, never the client.
@@ -159,7 +180,12 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(status = status.as_u16(), "request refused"),
         }
         let (code, message) = self.code_and_message();
-        let body = json!({"error": {"code": code, "message": message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -167,6 +193,92 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// The error answers as the OpenAPI document names them: each a shared
+/// response under `#/components/responses/`, with the [`ErrorBody`] schema.
+/// A handler lists the ones it can give in its `#[utoipa::path(responses(…))]`,
+/// e.g. `responses((status = 200, body = KeyInfo), Protected, NotFound)`.
+pub mod doc {
+    use super::*;
+
+    /// Every status an [`ApiError`] can answer with, its shared response's
+    /// name and description.
+    pub const RESPONSES: [(&str, &str, &str); 9] = [
+        ("400", "InvalidArgument", "Malformed JSON, path or query, an unknown field, or an argument the extension refused (SQLSTATE 22023)."),
+        ("401", "Unauthorized", "No caller key, or one that is not an active api_keys_admin key (malformed, unknown, revoked, expired, or of another owner type)."),
+        ("403", "Forbidden", "The caller key lacks the route's scope, or the key is not revocable (SQLSTATE 42501)."),
+        ("404", "NotFound", "No such key (SQLSTATE P0002)."),
+        ("408", "BodyTimeout", "The request body did not arrive within 10 seconds."),
+        ("409", "Conflict", "A key limit is reached (SQLSTATE 23514)."),
+        ("413", "PayloadTooLarge", "The request body is larger than 64 KiB."),
+        ("500", "Internal", "Unexpected failure; details only in the server log."),
+        ("503", "Unavailable", "The database is unavailable, or the request timed out."),
+    ];
+
+    /// The shared responses, for `components.responses`.
+    pub fn components() -> Vec<(String, RefOr<DocResponse>)> {
+        RESPONSES
+            .iter()
+            .map(|(_, name, description)| {
+                let response = ResponseBuilder::new()
+                    .description(*description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                "ErrorBody",
+                            ))))
+                            .build(),
+                    )
+                    .build();
+                ((*name).to_owned(), RefOr::T(response))
+            })
+            .collect()
+    }
+
+    fn refs(statuses: &[&str]) -> BTreeMap<String, RefOr<DocResponse>> {
+        statuses
+            .iter()
+            .map(|status| {
+                let (_, name, _) = RESPONSES
+                    .iter()
+                    .find(|(s, _, _)| s == status)
+                    .expect("a documented status");
+                (
+                    (*status).to_owned(),
+                    RefOr::Ref(utoipa::openapi::Ref::from_response_name(*name)),
+                )
+            })
+            .collect()
+    }
+
+    macro_rules! error_responses {
+        ($($(#[$doc:meta])* $name:ident = [$($status:literal),+];)+) => {$(
+            $(#[$doc])*
+            pub struct $name;
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<DocResponse>> {
+                    refs(&[$($status),+])
+                }
+            }
+        )+};
+    }
+
+    error_responses! {
+        /// What every route behind a caller key can answer: 400 (its
+        /// arguments), 401, 403 (scope), 500 and 503.
+        Protected = ["400", "401", "403", "500", "503"];
+        /// A route with a JSON body: 408 when it comes too slowly, 413
+        /// beyond [`crate::BODY_LIMIT`].
+        WithBody = ["408", "413"];
+        /// A route about one key: 404 when there is none.
+        NotFound = ["404"];
+        /// Issuing: 409 at a key limit.
+        Conflict = ["409"];
+        /// `/healthz`: 503 when the database does not answer.
+        Unavailable = ["503"];
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod routes;
+pub mod rows;
 pub mod state;
 
 use std::future::Future;
@@ -99,16 +100,8 @@ pub fn app(state: AppState) -> Router {
         })
         .on_request(())
         .on_failure(());
-    Router::new()
-        .merge(routes::keys::router())
-        .merge(routes::lifecycle::router())
-        .merge(routes::owners::router())
-        .merge(routes::mfa::router())
-        .merge(routes::verify::router())
-        .merge(routes::presets::router())
-        .merge(routes::health::router())
-        .merge(routes::metrics::router())
-        .merge(routes::openapi::router())
+    let (routes, _document) = routes::api().split_for_parts();
+    routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))

@@ -14,6 +14,7 @@ mod raise;
 mod rules;
 mod text;
 mod tokens;
+mod unguarded;
 mod usage;
 mod verify;
 

@@ -280,14 +280,44 @@ const STACK_COLUMNS: usize = 32;
 /// snapshot with `PopActiveSnapshot` once done, before any snapshot pushed
 /// earlier is popped.
 unsafe fn snapshot() -> (pg_sys::Snapshot, bool) {
-    if pg_sys::ActiveSnapshotSet() {
-        let active = pg_sys::GetActiveSnapshot();
-        if (*active).curcid == pg_sys::GetCurrentCommandId(false) {
-            return (active, false);
-        }
+    if let Some(active) = crate::unguarded::active_snapshot_at_current_command() {
+        return (active, false);
     }
     pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     (pg_sys::GetActiveSnapshot(), true)
+}
+
+thread_local! {
+    /// Equality functions the scans compare with, looked up once per backend.
+    static EQUALITY: std::cell::RefCell<Vec<(u32, &'static pg_sys::FmgrInfo)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The `FmgrInfo` of built-in function `procedure`, made once per backend in
+/// `TopMemoryContext` and kept for the backend's life.
+///
+/// # Safety
+/// `procedure` is the OID of a built-in function; call inside a transaction.
+unsafe fn equality_function(procedure: u32) -> *mut pg_sys::FmgrInfo {
+    if let Some(found) = EQUALITY.with(|e| {
+        e.borrow()
+            .iter()
+            .find(|(p, _)| *p == procedure)
+            .map(|(_, f)| *f)
+    }) {
+        return (found as *const pg_sys::FmgrInfo).cast_mut();
+    }
+    let info = pg_sys::MemoryContextAllocZero(
+        pg_sys::TopMemoryContext,
+        std::mem::size_of::<pg_sys::FmgrInfo>(),
+    )
+    .cast::<pg_sys::FmgrInfo>();
+    pg_sys::fmgr_info_cxt(pg_sys::Oid::from(procedure), info, pg_sys::TopMemoryContext);
+    // SAFETY: allocated in TopMemoryContext, never freed: lives as long as
+    // the backend, and is only read (copied into scan keys) from now on.
+    let info: &'static pg_sys::FmgrInfo = &*info;
+    EQUALITY.with(|e| e.borrow_mut().push((procedure, info)));
+    (info as *const pg_sys::FmgrInfo).cast_mut()
 }
 
 /// A deformed tuple: in place for our tables, on the heap only if columns
@@ -366,14 +396,16 @@ impl IndexScan {
     ) -> IndexScan {
         let rel = pg_sys::table_open(heap, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let mut key = MaybeUninit::<pg_sys::ScanKeyData>::zeroed();
-        pg_sys::ScanKeyEntryInitialize(
+        // With the equality function looked up once per backend: plain
+        // ScanKeyEntryInitialize runs fmgr_info on every call.
+        pg_sys::ScanKeyEntryInitializeWithInfo(
             key.as_mut_ptr(),
             0,
             heap_attno as pg_sys::AttrNumber,
             pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
             pg_sys::InvalidOid,
             collation,
-            pg_sys::Oid::from(procedure),
+            equality_function(procedure),
             value,
         );
         let (snapshot, pushed_snapshot) = snapshot();
@@ -402,7 +434,7 @@ impl IndexScan {
             let desc = (*self.rel).rd_att;
             let mut datums = Datums::new((*desc).natts as usize);
             let (values, nulls) = datums.slices_mut();
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            crate::unguarded::deform(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
             Some(datums)
         }
     }

@@ -42,8 +42,7 @@ pub unsafe fn varlena_str<'a>(v: *const pg_sys::varlena) -> Result<&'a str, NotU
 }
 
 fn bytes_str(bytes: &[u8]) -> Result<&str, NotUtf8> {
-    // SAFETY: reads a process-global set once at connection start
-    let encoding = unsafe { pg_sys::GetDatabaseEncoding() } as u32;
+    let encoding = crate::unguarded::database_encoding() as u32;
     let comparable = encoding == pg_sys::pg_enc::PG_UTF8
         || encoding == pg_sys::pg_enc::PG_SQL_ASCII
         || bytes.is_ascii();

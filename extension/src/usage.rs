@@ -80,8 +80,7 @@ pub fn track(key_id: [u8; 16], last_used_at: Option<i64>) {
     if !guc::TRACK_USAGE.get() || unsafe { pg_sys::RecoveryInProgress() } {
         return; // a standby cannot flush; its verifications are not counted
     }
-    // SAFETY: verify runs inside a transaction, whose start time is set
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let now = crate::unguarded::transaction_start();
     if preloaded() {
         // shared: recorders update slots atomically and never wait for each other
         let shared = USAGE.share();

@@ -86,9 +86,7 @@ pub fn verify_with<R>(
 
 /// The verify code of a stored key (the token's shape and checksum passed).
 fn decide_for(key: &KeyRow, isolation: Isolation, required: &[Option<&str>]) -> VerifyCode {
-    // SAFETY: a plain read of the transaction's start time (now()); verify
-    // runs inside a transaction.
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let now = crate::unguarded::transaction_start();
     key.with_scopes(|scopes, ceiling| {
         let stored = StoredKey {
             revoked: key.datum(Col::RevokedAt).is_some(),

@@ -1,22 +1,41 @@
 //! `GET /v1/expiration_presets`: the choices a dashboard offers.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, Scope};
+use crate::error::doc::Protected;
 use crate::error::ApiError;
+use crate::rows::ExpirationPreset;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/expiration_presets", get(presets))
+/// The OpenAPI tag of these routes.
+pub const TAG: &str = "keys";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(presets))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ExpirationPresets {
+    /// In order.
+    presets: Vec<ExpirationPreset>,
+}
+
+/// The expiry choices (`api_key_expiration_presets`).
+#[utoipa::path(
+    get, path = "/v1/expiration_presets", tag = TAG, operation_id = "expirationPresets",
+    description = "Needs an admin key with scope `keys:read`.",
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "The presets, in order.", body = ExpirationPresets), Protected)
+)]
 async fn presets(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ExpirationPresets>, ApiError> {
     let presets = caller
         .run(
             &state,
@@ -26,5 +45,5 @@ async fn presets(
             &[],
         )
         .await?;
-    Ok(axum::Json(json!({"presets": presets})))
+    Ok(axum::Json(ExpirationPresets { presets }))
 }

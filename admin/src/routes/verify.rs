@@ -1,38 +1,54 @@
 //! `POST /v1/verify`: a backend that does not speak SQL verifies a key.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
-use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, Scope};
+use crate::error::doc::{Protected, WithBody};
 use crate::error::ApiError;
 use crate::extract::Json;
+use crate::rows::Verification;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/verify", post(verify))
+/// The OpenAPI tag of these routes.
+pub const TAG: &str = "verify";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
-/// No `Debug`: the token is a secret.
-#[derive(Deserialize)]
+/// The arguments of `api_key_verify`.
+// No `Debug`: the token is a secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     token: String,
+    /// Absent or null = none.
     required_scopes: Option<Vec<String>>,
+    /// Absent or null = the service connection's `api_keys.environment`.
     environment: Option<String>,
+    /// A TOTP code of the key owner's MFA, for sensitive scopes (0.2.0).
     otp: Option<String>,
 }
 
-/// 200 with the verification row whatever its code: a refused key is an
-/// answer, not an error.
+/// Verify a key (`api_key_verify`). 200 with the verification row whatever
+/// its code: a refused key is an answer, not an error.
+#[utoipa::path(
+    post, path = "/v1/verify", tag = TAG, operation_id = "verifyKey",
+    description = "Needs an admin key with scope `keys:verify`. Nothing is cached: a revocation is in force at its commit.",
+    security(("bearer" = ["keys:verify"])),
+    request_body = VerifyRequest,
+    responses((status = 200, description = "The verification, whatever its code.", body = Verification), Protected, WithBody)
+)]
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<VerifyRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
-    let verification = caller
+) -> Result<axum::Json<Verification>, ApiError> {
+    let verification: Verification = caller
         .run(
             &state,
             Scope::Verify,
@@ -40,8 +56,6 @@ async fn verify(
             &[&req.token, &req.required_scopes, &req.environment, &req.otp],
         )
         .await?;
-    if let Some(code) = verification.get("code").and_then(Value::as_str) {
-        state.metrics.record_verification(code);
-    }
+    state.metrics.record_verification(&verification.code);
     Ok(axum::Json(verification))
 }
