@@ -146,6 +146,9 @@ fn the_openapi_document_describes_scopes_errors_and_bodies() {
         let error_schema = json!({"$ref": "#/components/schemas/ErrorBody"});
         let admin = svc.admin(&ALL_SCOPES).await;
         let (id, _) = user_key(&svc).await;
+        // mfa/confirm answers 200 (enabled or not) only with a pending enrollment
+        svc.sql("SELECT * FROM api_keys.api_key_mfa_enroll('user', '1')")
+            .await;
         let ops = operations(&doc);
         for (method, path, scope, body) in routes() {
             let template = path
