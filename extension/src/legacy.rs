@@ -12,7 +12,6 @@
 
 use std::cell::{Cell, RefCell};
 
-use api_keys_core::issue::{EnvironmentFacts, IssueFacts, KeyTypeFacts};
 use api_keys_core::legacy::{self, ImportRequest};
 use api_keys_core::scopes::RegisteredScope;
 use pgrx::datum::TimestampWithTimeZone;
@@ -202,18 +201,6 @@ fn _import_plan(
         &registry_names.unwrap_or_default(),
         &registry_exclusive.unwrap_or_default(),
     );
-    let type_facts = key_type.map(|n| {
-        if type_found {
-            Ok(KeyTypeFacts {
-                name: n,
-                permissions: permissions.as_deref(),
-                revocable: api_keys_core::issue::revocable(type_revocable),
-                public: type_public.unwrap_or(false),
-            })
-        } else {
-            Err(n)
-        }
-    });
     let request = ImportRequest {
         owner_type,
         owner_id,
@@ -229,18 +216,18 @@ fn _import_plan(
         metadata_type: metadata_type.unwrap_or("null"),
         metadata_bytes: metadata_bytes.unwrap_or(0).max(0) as usize,
     };
-    let facts = IssueFacts {
-        require_name: require_name.unwrap_or(false),
-        default_scopes: defaults.as_deref(),
-        key_type: type_facts,
-        environment: EnvironmentFacts {
-            wanted: environment,
-            found: environment_found,
-            any_defined: environments_defined,
-        },
-        registry: &reg,
-        now: pg_sys::TimestampTz::from(now),
-    };
+    let facts = crate::rules::issue_facts(
+        key_type,
+        type_found,
+        permissions.as_deref(),
+        type_revocable,
+        type_public,
+        (environment, environment_found, environments_defined),
+        require_name,
+        defaults.as_deref(),
+        &reg,
+        now,
+    );
     let plan = legacy::plan_import(&request, &facts).or_raise();
     TableIterator::once((
         plan.name,

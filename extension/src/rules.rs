@@ -145,6 +145,46 @@ fn timestamptz(t: Option<i64>) -> Option<TimestampWithTimeZone> {
     t.and_then(|t| TimestampWithTimeZone::try_from(t).ok())
 }
 
+/// The facts SQL gathered for an operation that makes a key (issue,
+/// import), as core's `IssueFacts`: one binding for both plans.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn issue_facts<'a>(
+    key_type: Option<&'a str>,
+    type_found: bool,
+    permissions: Option<&'a [String]>,
+    type_revocable: Option<bool>,
+    type_public: Option<bool>,
+    (environment, environment_found, environments_defined): (Option<&'a str>, bool, bool),
+    require_name: Option<bool>,
+    default_scopes: Option<&'a [String]>,
+    registry: &'a [RegisteredScope],
+    now: TimestampWithTimeZone,
+) -> IssueFacts<'a> {
+    IssueFacts {
+        require_name: require_name.unwrap_or(false),
+        default_scopes,
+        key_type: key_type.map(|name| {
+            if type_found {
+                Ok(KeyTypeFacts {
+                    name,
+                    permissions,
+                    revocable: issue::revocable(type_revocable),
+                    public: type_public.unwrap_or(false),
+                })
+            } else {
+                Err(name)
+            }
+        }),
+        environment: EnvironmentFacts {
+            wanted: environment,
+            found: environment_found,
+            any_defined: environments_defined,
+        },
+        registry,
+        now: pg_sys::TimestampTz::from(now),
+    }
+}
+
 /// The decision for `api_key_issue` (core issue::plan): the facts the SQL
 /// function gathered in, what to store out (name, scopes, expiry, whether to
 /// keep the plaintext), or the first broken rule raised.
@@ -188,18 +228,6 @@ fn _issue_plan(
         &registry_names.unwrap_or_default(),
         &registry_exclusive.unwrap_or_default(),
     );
-    let type_facts = key_type.map(|name| {
-        if type_found {
-            Ok(KeyTypeFacts {
-                name,
-                permissions: permissions.as_deref(),
-                revocable: issue::revocable(type_revocable),
-                public: type_public.unwrap_or(false),
-            })
-        } else {
-            Err(name)
-        }
-    });
     let request = IssueRequest {
         owner_type,
         owner_id,
@@ -210,18 +238,18 @@ fn _issue_plan(
         metadata_type: metadata_type.unwrap_or("null"),
         metadata_bytes: metadata_bytes.unwrap_or(0).max(0) as usize,
     };
-    let facts = IssueFacts {
-        require_name: require_name.unwrap_or(false),
-        default_scopes: defaults.as_deref(),
-        key_type: type_facts,
-        environment: EnvironmentFacts {
-            wanted: environment,
-            found: environment_found,
-            any_defined: environments_defined,
-        },
-        registry: &reg,
-        now: pg_sys::TimestampTz::from(now),
-    };
+    let facts = issue_facts(
+        key_type,
+        type_found,
+        permissions.as_deref(),
+        type_revocable,
+        type_public,
+        (environment, environment_found, environments_defined),
+        require_name,
+        defaults.as_deref(),
+        &reg,
+        now,
+    );
     let plan = issue::plan(&request, &facts).or_raise();
     TableIterator::once((
         plan.name,
