@@ -737,11 +737,17 @@ $$;
 -- Per-key MFA (SPEC §5): TOTP enrollment per owner. Core decides (the
 -- Rust helpers _mfa_*); these functions keep the row, the lock and the
 -- audit trail. The secret is in no audit row and no error message.
+-- PL/pgSQL, not SQL: a SECURITY DEFINER SQL function with SET is never
+-- inlined and is planned afresh on every call (114 µs of every issue);
+-- PL/pgSQL keeps its plan for the session.
 CREATE OR REPLACE FUNCTION api_keys._mfa_enabled(owner_type text, owner_id text) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = pg_catalog, api_keys, pg_temp AS $$
-    SELECT EXISTS (SELECT 1 FROM api_keys.mfa_enrollments m
-                    WHERE m.owner_type = _mfa_enabled.owner_type AND m.owner_id = _mfa_enabled.owner_id AND m.enabled)
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM api_keys.mfa_enrollments m
+                    WHERE m.owner_type = _mfa_enabled.owner_type
+                      AND m.owner_id = _mfa_enabled.owner_id AND m.enabled);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION api_keys.api_key_mfa_enroll(owner_type text, owner_id text, issuer text DEFAULT 'api_keys',
