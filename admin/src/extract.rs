@@ -26,6 +26,9 @@ impl From<JsonRejection> for ApiError {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::PayloadTooLarge { limit: BODY_LIMIT };
         }
+        if crate::timeout::is_body_timeout(&r) {
+            return ApiError::BodyTimeout;
+        }
         ApiError::InvalidArgument(r.body_text())
     }
 }

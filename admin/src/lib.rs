@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod routes;
 pub mod rows;
 pub mod state;
+pub mod timeout;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -77,14 +78,14 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// tower-http's timeouts answer with an empty body: give them the SPEC one.
+/// tower-http's request timeout answers with an empty body: give it the
+/// SPEC one. (A late body is refused by the extractor, as 408.)
 async fn json_timeouts(response: Response) -> Response {
     let bare = response.headers().get(CONTENT_TYPE).is_none();
     match response.status() {
         StatusCode::SERVICE_UNAVAILABLE if bare => {
             ApiError::Unavailable("request timed out".to_owned()).into_response()
         }
-        StatusCode::REQUEST_TIMEOUT if bare => ApiError::BodyTimeout.into_response(),
         _ => response,
     }
 }
@@ -118,7 +119,10 @@ pub fn app(state: AppState) -> Router {
         .layer(trace)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized))
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(middleware::from_fn_with_state(
+            state.body_timeout,
+            timeout::body_timeout,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

@@ -45,6 +45,12 @@ enum Command {
         /// by its --api-keys-* variables.
         #[arg(long, env = "API_KEYS_DASHBOARD_THEME")]
         dashboard_theme: Option<std::path::PathBuf>,
+        /// Threads serving requests (default: one per two CPUs, at least
+        /// one). The service only relays to PostgreSQL, which needs the
+        /// other CPUs; one thread serves everything without cross-thread
+        /// wake-ups.
+        #[arg(long, env = "API_KEYS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        worker_threads: Option<u16>,
     },
     /// Issue an admin key (keys:read, keys:write, keys:verify) and print it once.
     Bootstrap(BootstrapArgs),
@@ -61,9 +67,40 @@ fn default_pool_size() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The runtime for `threads` request threads: one thread is a
+/// current-thread runtime (no work stealing, no wake-ups across threads).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Serve { worker_threads, .. } => {
+            worker_threads.map_or_else(api_keys_admin::state::default_worker_threads, usize::from)
+        }
+        // The CLI runs one statement at a time.
+        _ => 1,
+    };
+    match runtime(threads) {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(api_keys_admin::log_filter(
             &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -82,6 +119,7 @@ async fn main() -> ExitCode {
             caller_environment,
             public_url,
             dashboard_theme,
+            worker_threads: _,
         } => {
             let theme_css = match dashboard_theme.map(std::fs::read_to_string).transpose() {
                 Ok(css) => css,

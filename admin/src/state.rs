@@ -27,6 +27,19 @@ pub struct SharedConnections {
     next: AtomicUsize,
 }
 
+/// One per two CPUs, at least one.
+fn half_the_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// The default number of threads serving requests: one per two CPUs, at
+/// least one. A request is a relay to PostgreSQL, which needs the other
+/// half of the machine; with one thread, the connections' tasks and the
+/// requests they answer run on it without waking each other across threads.
+pub fn default_worker_threads() -> usize {
+    half_the_cpus()
+}
+
 impl SharedConnections {
     /// `count` connections of `pool`, but never all of them: at least one
     /// stays for the routes that take turns. 0 = none shared.
@@ -43,7 +56,7 @@ impl SharedConnections {
     /// carries a PostgreSQL backend's worth of verifies (one core); more
     /// backends than the machine can run at once only add switches.
     pub fn default_count() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        half_the_cpus()
     }
 
     /// The next shared connection, round robin; a closed one (the database
@@ -101,6 +114,9 @@ pub struct AppStateInner {
     pub caller_environment: Option<String>,
     /// Settings of the self-serve dashboard.
     pub dashboard: Arc<DashboardConfig>,
+    /// Longest a request body may keep the service waiting for its next
+    /// bytes (default [`crate::BODY_TIMEOUT`]).
+    pub body_timeout: std::time::Duration,
 }
 
 /// Settings of the self-serve dashboard (SPEC §9).
@@ -165,6 +181,7 @@ impl AppState {
             metrics: Metrics::default(),
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
             dashboard: Arc::new(DashboardConfig::default()),
+            body_timeout: crate::BODY_TIMEOUT,
         })))
     }
 
@@ -173,6 +190,13 @@ impl AppState {
     pub fn with_shared_connections(mut self, count: usize) -> AppState {
         let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
         inner.shared = SharedConnections::new(inner.pool.clone(), count);
+        self
+    }
+
+    /// This state with another body timeout. Before any request.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
+        inner.body_timeout = timeout;
         self
     }
 

@@ -54,7 +54,9 @@ async fn verify(
             &client,
             &state,
             Scope::Verify,
-            "to_jsonb(api_keys.api_key_verify($3::text, $4::text[], $5::text, $6::text))",
+            // json, not jsonb: the row is only read once, and to_json
+            // writes its text directly where to_jsonb builds a tree first.
+            "to_json(api_keys.api_key_verify($3::text, $4::text[], $5::text, $6::text))",
             &[&req.token, &req.required_scopes, &req.environment, &req.otp],
         )
         .await?;

@@ -316,3 +316,107 @@ fn unknown_query_parameters_are_400() {
             .assert_error(400, "unknown_key_type");
     });
 }
+
+/// Sends `head` and `parts` of a body over a raw connection, sleeping
+/// `gap` before each part, and returns the whole answer's text.
+async fn send_slowly(
+    addr: std::net::SocketAddr,
+    head: &str,
+    parts: &[&str],
+    gap: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for part in parts {
+        tokio::time::sleep(gap).await;
+        // The service may already have answered and closed: then the answer
+        // is what counts.
+        if tcp.write_all(part.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                break;
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_408_and_one_that_keeps_coming_is_served() {
+    use std::time::Duration;
+    run(|svc| async move {
+        let admin = svc.admin(&ALL_SCOPES).await;
+        let state = api_keys_admin::AppState::from_config(svc.role_config.clone(), 4, None)
+            .unwrap()
+            .with_body_timeout(Duration::from_millis(400));
+        let quick = svc.with_state(state).await;
+        let body = r#"{"owner_type": "user", "owner_id": "slow-1", "name": "late"}"#;
+        let head = |len: usize| {
+            format!(
+                "POST /v1/keys HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
+                 content-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+            )
+        };
+        // Half the body, then silence longer than the timeout: 408, SPEC body.
+        let (first, rest) = body.split_at(20);
+        let text = send_slowly(
+            quick.addr,
+            &head(body.len()),
+            &[first, rest],
+            Duration::ZERO,
+        )
+        .await;
+        assert!(
+            text.starts_with("HTTP/1.1 201"),
+            "whole body at once: {text}"
+        );
+        let text = send_slowly(
+            quick.addr,
+            &format!("{}{first}", head(body.len())),
+            &[rest],
+            Duration::from_millis(1500),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains(r#""code":"invalid_argument""#), "{text}");
+        // Pieces that each come within the timeout: served, whatever the total.
+        let pieces: Vec<String> = body
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(8)
+            .map(|c| c.iter().collect())
+            .collect();
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let text = send_slowly(
+            quick.addr,
+            &head(body.len()),
+            &pieces,
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+        // Only the keys of the bodies that arrived were issued.
+        let n: i64 = svc
+            .su
+            .query_one(
+                "SELECT count(*) FROM api_keys.keys WHERE owner_id = 'slow-1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 2);
+    });
+}
