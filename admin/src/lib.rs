@@ -46,13 +46,30 @@ fn route_of(req: &Request) -> &str {
         .unwrap_or("unmatched")
 }
 
-async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The edge of every request, in one middleware (each `from_fn` layer
+/// boxes and clones the rest of the stack per request): refuses a declared
+/// oversized body before reading any of it (bodies without a length are
+/// cut off at the same limit while being read), times the body's reads
+/// (a timer only when it is late, see [`timeout`]) and records the answer
+/// in the metrics.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // MatchedPath is an Arc<str>: cloning it allocates nothing.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let response = if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response()
+    } else {
+        let body_timeout = state.body_timeout;
+        next.run(req.map(|body| timeout::lazy(body, body_timeout)))
+            .await
+    };
     let status = response.status().as_u16();
     state
         .metrics
@@ -62,20 +79,6 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
         tracing::warn!(%method, route, status, "answered with a server error");
     }
     response
-}
-
-/// Refuses a declared oversized body before reading any of it; bodies
-/// without a length are cut off at the same limit while being read.
-async fn refuse_oversized(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response();
-    }
-    next.run(req).await
 }
 
 /// tower-http's request timeout answers with an empty body: give it the
@@ -115,14 +118,9 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(trace)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(refuse_oversized))
-        .layer(middleware::from_fn_with_state(
-            state.body_timeout,
-            timeout::body_timeout,
-        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

@@ -16,9 +16,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -87,15 +84,12 @@ impl http_body::Body for LazyTimeoutBody {
     }
 }
 
-/// Middleware (`from_fn_with_state`): the request's body times out after
-/// `timeout` of waiting.
-pub async fn body_timeout(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
-    let req = req.map(|inner| {
-        Body::new(LazyTimeoutBody {
-            inner,
-            timeout,
-            late: None,
-        })
-    });
-    next.run(req).await
+/// `body`, failing with [`BodyTimedOut`] when a read waits more than
+/// `timeout` for its next bytes.
+pub fn lazy(body: Body, timeout: Duration) -> Body {
+    Body::new(LazyTimeoutBody {
+        inner: body,
+        timeout,
+        late: None,
+    })
 }
