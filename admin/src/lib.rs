@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod routes;
 pub mod rows;
+pub mod spin;
 pub mod state;
 pub mod timeout;
 
@@ -58,6 +59,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let started = Instant::now();
+    state.spin.event(started);
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -71,9 +73,11 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             .await
     };
     let status = response.status().as_u16();
+    let ended = Instant::now();
+    state.spin.event(ended);
     state
         .metrics
-        .record_request(route, &method, status, started.elapsed());
+        .record_request(route, &method, status, ended - started);
     if status >= 500 {
         // The request span is at debug level: say where it happened here.
         tracing::warn!(%method, route, status, "answered with a server error");
@@ -141,15 +145,22 @@ pub async fn serve_on(
         // Small JSON answers: do not let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app(state))
+    let spinner = tokio::spawn({
+        let state = state.clone();
+        async move { state.spin.run().await }
+    });
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    spinner.abort();
+    served
 }
 
 /// `api-keys-admin serve`: listens on `addr` until SIGTERM or ctrl-c.
 pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(listen = %listener.local_addr()?, "api-keys-admin listening");
+
     serve_on(listener, state, shutdown_signal()).await
 }
 

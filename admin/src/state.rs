@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, PoolUse};
+use crate::spin::Spin;
 
 /// How long a request waits for a connection, or for one to be opened,
 /// before it is answered 503.
@@ -107,6 +108,8 @@ pub struct AppStateInner {
     pub pool: Pool,
     /// Part of `pool`, shared by `POST /v1/verify` requests.
     pub shared: SharedConnections,
+    /// Spinning before parking (see [`crate::spin`]).
+    pub spin: Spin,
     pub metrics: Metrics,
     /// The environment that callers' admin keys are checked in (the
     /// `environment` argument of `api_key_verify`); `None` = the
@@ -182,6 +185,7 @@ impl AppState {
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
             dashboard: Arc::new(DashboardConfig::default()),
             body_timeout: crate::BODY_TIMEOUT,
+            spin: Spin::new(crate::spin::DEFAULT_LINGER),
         })))
     }
 
@@ -190,6 +194,14 @@ impl AppState {
     pub fn with_shared_connections(mut self, count: usize) -> AppState {
         let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
         inner.shared = SharedConnections::new(inner.pool.clone(), count);
+        self
+    }
+
+    /// How long the request thread spins after a request starts or ends
+    /// (zero = never). Before any request.
+    pub fn with_spin(mut self, linger: Duration) -> AppState {
+        let inner = Arc::get_mut(&mut self.0).expect("configured before it is shared");
+        inner.spin = Spin::new(linger);
         self
     }
 

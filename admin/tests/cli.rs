@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use common::Env;
 use serde_json::Value;
@@ -402,4 +403,120 @@ fn serve_answers_with_a_bootstrapped_key_and_stops_on_sigterm() {
         !rest.contains(&token[token.len() - 38..]),
         "no token in the log"
     );
+}
+
+/// CPU time (user + system) the process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // the fields after the command name, which is in parentheses
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Starts `serve` on 127.0.0.1:0 with `args`; returns it and its address.
+fn serve(env: &Env, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("DATABASE_URL", env.role_dsn())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listen=").nth(1) {
+            let addr = rest.trim().to_owned();
+            // keep reading the log, so the service never blocks on it
+            std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+            return (child, addr);
+        }
+        line.clear();
+    }
+    panic!("the service did not log its address");
+}
+
+/// The service spins before parking only while requests start and end: a
+/// burst of requests, then one second without any, costs (almost) no CPU
+/// in that second; nor does a second in which a request waits on a lock.
+#[test]
+fn serve_spins_only_while_requests_come_and_go() {
+    let env = Env::new();
+    let token = stdout(&cli(&env, &["bootstrap"], None)).trim().to_owned();
+    let (mut child, addr) = serve(&env, &["--spin-micros", "2000"]);
+    let pid = child.id();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        http.get(format!("http://{addr}{path}"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let idle_ticks = |what: &str| {
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(pid) - before;
+        // spinning would use the whole second: 100 ticks at 100 Hz
+        assert!(used <= 3, "{used} ticks of CPU in one second {what}");
+    };
+    rt.block_on(async {
+        let burst = (0..16).map(|_| async {
+            for _ in 0..50 {
+                assert_eq!(get("/v1/expiration_presets").await.unwrap().status(), 200);
+            }
+        });
+        futures_util::future::join_all(burst).await;
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    idle_ticks("after the burst");
+
+    // A revoke waiting on a row lock: in flight, but no events.
+    let mut su = env.db.connect();
+    let id: uuid::Uuid = su
+        .query_one("SELECT (api_keys.api_key_issue('user', 'spin')).id", &[])
+        .unwrap()
+        .get(0);
+    let mut lock = su.transaction().unwrap();
+    lock.execute(
+        "SELECT 1 FROM api_keys.keys WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .unwrap();
+    let revoke = {
+        let (addr, token) = (addr.clone(), token.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                reqwest::Client::new()
+                    .post(format!("http://{addr}/v1/keys/{id}/revoke"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!revoke.is_finished(), "the revoke waits on the lock");
+    idle_ticks("while a request waits on a lock");
+    lock.rollback().unwrap();
+    assert_eq!(revoke.join().unwrap(), 200);
+    child.kill().unwrap();
+    let _ = child.wait();
 }
