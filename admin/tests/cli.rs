@@ -418,27 +418,39 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// A `serve` process, killed when dropped (also when a test fails).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` on 127.0.0.1:0 with `args`; returns it and its address.
-fn serve(env: &Env, args: &[&str]) -> (std::process::Child, String) {
+fn serve(env: &Env, args: &[&str]) -> (Served, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("DATABASE_URL", env.role_dsn())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut served = Served(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("DATABASE_URL", env.role_dsn())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(served.0.stderr.take().unwrap());
     let mut line = String::new();
     while lines.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.split("listen=").nth(1) {
             let addr = rest.trim().to_owned();
             // keep reading the log, so the service never blocks on it
             std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-            return (child, addr);
+            return (served, addr);
         }
         line.clear();
     }
@@ -452,8 +464,8 @@ fn serve(env: &Env, args: &[&str]) -> (std::process::Child, String) {
 fn serve_spins_only_while_requests_come_and_go() {
     let env = Env::new();
     let token = stdout(&cli(&env, &["bootstrap"], None)).trim().to_owned();
-    let (mut child, addr) = serve(&env, &["--spin-micros", "2000"]);
-    let pid = child.id();
+    let (served, addr) = serve(&env, &["--spin-micros", "2000"]);
+    let pid = served.0.id();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -517,6 +529,4 @@ fn serve_spins_only_while_requests_come_and_go() {
     idle_ticks("while a request waits on a lock");
     lock.rollback().unwrap();
     assert_eq!(revoke.join().unwrap(), 200);
-    child.kill().unwrap();
-    let _ = child.wait();
 }
