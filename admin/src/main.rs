@@ -60,8 +60,9 @@ enum Command {
         /// Microseconds the request thread keeps polling its sockets after
         /// a request starts or ends, instead of sleeping (0 = never). Under
         /// load this saves the wake-ups that cost most on virtual machines;
-        /// an idle service does not spin.
-        #[arg(long, env = "API_KEYS_SPIN_MICROS", default_value_t = api_keys_admin::spin::DEFAULT_LINGER.as_micros() as u64)]
+        /// an idle service does not spin. Default: 200, or 0 under a cgroup
+        /// CPU quota (spinning would spend it).
+        #[arg(long, env = "API_KEYS_SPIN_MICROS", default_value_t = api_keys_admin::spin::default_linger().as_micros() as u64)]
         spin_micros: u64,
     },
     /// Issue an admin key (keys:read, keys:write, keys:verify) and print it once.

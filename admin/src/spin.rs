@@ -15,14 +15,68 @@
 //! for the next one, and an idle service does not spin at all. A request
 //! that waits long (a lock, an unreachable database) makes no events, so
 //! it does not keep the thread spinning either.
+//!
+//! Under a CPU quota (a container's cgroup `cpu.max`, or
+//! `cpu.cfs_quota_us`) the default is not to spin: there every spun
+//! microsecond is spent from the quota, and a service over its quota is
+//! throttled, which costs far more latency than a wake-up.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// The default `linger`.
+/// The `linger` when there is no CPU quota.
 pub const DEFAULT_LINGER: Duration = Duration::from_micros(200);
+
+/// The default `linger`: [`DEFAULT_LINGER`], or none under a CPU quota.
+pub fn default_linger() -> Duration {
+    if cpu_quota_set() {
+        Duration::ZERO
+    } else {
+        DEFAULT_LINGER
+    }
+}
+
+/// Whether a cgroup of this process limits its CPU time (v2 `cpu.max`, v1
+/// `cpu.cfs_quota_us`, under the usual mount points).
+fn cpu_quota_set() -> bool {
+    let Ok(cgroups) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    let read = |path: String| std::fs::read_to_string(path).ok();
+    cgroups.lines().any(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let path = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            read(format!("/sys/fs/cgroup/{path}/cpu.max")).is_some_and(|m| v2_limits(&m))
+        } else if controllers.split(',').any(|c| c == "cpu") {
+            [controllers, "cpu", "cpu,cpuacct"].iter().any(|dir| {
+                read(format!("/sys/fs/cgroup/{dir}/{path}/cpu.cfs_quota_us"))
+                    .is_some_and(|q| v1_limits(&q))
+            })
+        } else {
+            false
+        }
+    })
+}
+
+/// `cpu.max` is `max <period>` without a quota, `<quota> <period>` with one.
+fn v2_limits(cpu_max: &str) -> bool {
+    cpu_max
+        .split_whitespace()
+        .next()
+        .is_some_and(|q| q != "max")
+}
+
+/// `cpu.cfs_quota_us` is -1 without a quota.
+fn v1_limits(quota: &str) -> bool {
+    quota.trim().parse::<i64>().is_ok_and(|q| q > 0)
+}
 
 pub struct Spin {
     linger: Duration,
@@ -81,5 +135,32 @@ impl Spin {
                 tokio::task::yield_now().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cgroup_quota_is_read_from_either_version() {
+        assert!(!v2_limits("max 100000\n"));
+        assert!(v2_limits("50000 100000\n"));
+        assert!(!v2_limits(""));
+        assert!(!v1_limits("-1\n"));
+        assert!(v1_limits("50000\n"));
+        assert!(!v1_limits("garbage"));
+    }
+
+    #[test]
+    fn a_zero_linger_never_spins() {
+        let spin = Spin::new(Duration::ZERO);
+        spin.event(Instant::now());
+        // returns at once instead of waiting for events forever
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(spin.run());
     }
 }

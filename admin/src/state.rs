@@ -185,7 +185,7 @@ impl AppState {
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
             dashboard: Arc::new(DashboardConfig::default()),
             body_timeout: crate::BODY_TIMEOUT,
-            spin: Spin::new(crate::spin::DEFAULT_LINGER),
+            spin: Spin::new(crate::spin::default_linger()),
         })))
     }
 
