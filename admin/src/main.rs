@@ -60,10 +60,12 @@ enum Command {
         /// Microseconds the request thread keeps polling its sockets after
         /// a request starts or ends, instead of sleeping (0 = never). Under
         /// load this saves the wake-ups that cost most on virtual machines;
-        /// an idle service does not spin. Default: 200, or 0 under a cgroup
-        /// CPU quota (spinning would spend it).
-        #[arg(long, env = "API_KEYS_SPIN_MICROS", default_value_t = api_keys_admin::spin::default_linger().as_micros() as u64)]
-        spin_micros: u64,
+        /// an idle service does not spin. Default: 200 with one request
+        /// thread; 0 with more (a parked thread still holds the sockets, so
+        /// spinning saves nothing there) or under a cgroup CPU quota
+        /// (spinning would spend it).
+        #[arg(long, env = "API_KEYS_SPIN_MICROS")]
+        spin_micros: Option<u64>,
     },
     /// Issue an admin key (keys:read, keys:write, keys:verify) and print it once.
     Bootstrap(BootstrapArgs),
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
         _ => 1,
     };
     match runtime(threads) {
-        Ok(rt) => rt.block_on(run(cli)),
+        Ok(rt) => rt.block_on(run(cli, threads)),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             ExitCode::from(1)
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, threads: usize) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(api_keys_admin::log_filter(
             &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -147,7 +149,10 @@ async fn run(cli: Cli) -> ExitCode {
                     Some(n) => state.with_shared_connections(n),
                     None => state,
                 }
-                .with_spin(std::time::Duration::from_micros(spin_micros))
+                .with_spin(spin_micros.map_or_else(
+                    || api_keys_admin::spin::default_linger(threads),
+                    std::time::Duration::from_micros,
+                ))
                 .with_dashboard(DashboardConfig {
                     public_url,
                     theme_css,

@@ -16,10 +16,12 @@
 //! that waits long (a lock, an unreachable database) makes no events, so
 //! it does not keep the thread spinning either.
 //!
-//! Under a CPU quota (a container's cgroup `cpu.max`, or
-//! `cpu.cfs_quota_us`) the default is not to spin: there every spun
-//! microsecond is spent from the quota, and a service over its quota is
-//! throttled, which costs far more latency than a wake-up.
+//! It pays only on a current-thread runtime (one request thread, the
+//! default on two CPUs), which is where it is on by default. Under a CPU
+//! quota (a container's cgroup `cpu.max`, or `cpu.cfs_quota_us`) the
+//! default is not to spin: there every spun microsecond is spent from the
+//! quota, and a service over its quota is throttled, which costs far more
+//! latency than a wake-up.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -29,9 +31,13 @@ use tokio::sync::Notify;
 /// The `linger` when there is no CPU quota.
 pub const DEFAULT_LINGER: Duration = Duration::from_micros(200);
 
-/// The default `linger`: [`DEFAULT_LINGER`], or none under a CPU quota.
-pub fn default_linger() -> Duration {
-    if cpu_quota_set() {
+/// The default `linger` for a runtime of `worker_threads` threads:
+/// [`DEFAULT_LINGER`] for one, none for more or under a CPU quota. With
+/// several workers, one of them parks in `epoll_wait` holding the sockets
+/// while another spins, so a socket's news still wakes a sleeping thread:
+/// the spin only spends CPU (measured: BENCHMARKS.md).
+pub fn default_linger(worker_threads: usize) -> Duration {
+    if worker_threads != 1 || cpu_quota_set() {
         Duration::ZERO
     } else {
         DEFAULT_LINGER
@@ -150,6 +156,18 @@ mod tests {
         assert!(!v1_limits("-1\n"));
         assert!(v1_limits("50000\n"));
         assert!(!v1_limits("garbage"));
+    }
+
+    #[test]
+    fn only_a_single_request_thread_spins_by_default() {
+        assert_eq!(default_linger(2), Duration::ZERO);
+        assert_eq!(default_linger(8), Duration::ZERO);
+        let one = if cpu_quota_set() {
+            Duration::ZERO
+        } else {
+            DEFAULT_LINGER
+        };
+        assert_eq!(default_linger(1), one);
     }
 
     #[test]

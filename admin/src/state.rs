@@ -185,7 +185,8 @@ impl AppState {
             caller_environment: caller_environment.filter(|e| !e.is_empty()),
             dashboard: Arc::new(DashboardConfig::default()),
             body_timeout: crate::BODY_TIMEOUT,
-            spin: Spin::new(crate::spin::default_linger()),
+            // `serve` picks the spin for its runtime (see main.rs)
+            spin: Spin::new(std::time::Duration::ZERO),
         })))
     }
 
