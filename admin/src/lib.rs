@@ -159,7 +159,11 @@ pub async fn serve_on(
 /// `api-keys-admin serve`: listens on `addr` until SIGTERM or ctrl-c.
 pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(listen = %listener.local_addr()?, "api-keys-admin listening");
+    tracing::info!(
+        spin_micros = state.spin.linger().as_micros() as u64,
+        listen = %listener.local_addr()?,
+        "api-keys-admin listening"
+    );
 
     serve_on(listener, state, shutdown_signal()).await
 }

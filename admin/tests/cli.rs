@@ -428,8 +428,9 @@ impl Drop for Served {
     }
 }
 
-/// Starts `serve` on 127.0.0.1:0 with `args`; returns it and its address.
-fn serve(env: &Env, args: &[&str]) -> (Served, String) {
+/// Starts `serve` on 127.0.0.1:0 with `args`; returns it, its address and
+/// the log line that gives it.
+fn serve(env: &Env, args: &[&str]) -> (Served, String, String) {
     use std::io::{BufRead, BufReader};
     let mut served = Served(
         Command::new(BIN)
@@ -450,7 +451,7 @@ fn serve(env: &Env, args: &[&str]) -> (Served, String) {
             let addr = rest.trim().to_owned();
             // keep reading the log, so the service never blocks on it
             std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-            return (served, addr);
+            return (served, addr, line);
         }
         line.clear();
     }
@@ -464,7 +465,8 @@ fn serve(env: &Env, args: &[&str]) -> (Served, String) {
 fn serve_spins_only_while_requests_come_and_go() {
     let env = Env::new();
     let token = stdout(&cli(&env, &["bootstrap"], None)).trim().to_owned();
-    let (served, addr) = serve(&env, &["--spin-micros", "2000"]);
+    let (served, addr, started) = serve(&env, &["--spin-micros", "2000"]);
+    assert!(started.contains("spin_micros=2000"), "{started}");
     let pid = served.0.id();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -529,4 +531,15 @@ fn serve_spins_only_while_requests_come_and_go() {
     idle_ticks("while a request waits on a lock");
     lock.rollback().unwrap();
     assert_eq!(revoke.join().unwrap(), 200);
+}
+
+/// Several request threads: no spin unless asked for (one parked worker
+/// holds the sockets, so spinning would only spend CPU).
+#[test]
+fn serve_with_several_request_threads_does_not_spin_by_default() {
+    let env = Env::new();
+    let (_served, _, started) = serve(&env, &["--worker-threads", "2"]);
+    assert!(started.contains("spin_micros=0"), "{started}");
+    let (_served, _, started) = serve(&env, &["--worker-threads", "2", "--spin-micros", "50"]);
+    assert!(started.contains("spin_micros=50"), "{started}");
 }
