@@ -348,29 +348,11 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn serve_answers_with_a_bootstrapped_key_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     let env = Env::new();
     let token = stdout(&cli(&env, &["bootstrap"], None)).trim().to_owned();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", env.role_dsn())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && lines.read_line(&mut line).unwrap() > 0 {
-        addr = line
-            .split("listen=")
-            .nth(1)
-            .map(|rest| rest.trim().to_owned());
-        line.clear();
-    }
-    let addr = addr.expect("the service logs its address");
+    let (mut served, addr, _) = serve(&env, &[]);
+    let mut lines = served.1.take().expect("the log");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -391,10 +373,10 @@ fn serve_answers_with_a_bootstrapped_key_and_stops_on_sigterm() {
             .unwrap();
         assert_eq!(health.status(), 200);
     });
-    let pid = child.id().to_string();
+    let pid = served.0.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = served.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a graceful shutdown exits 0");
     let mut rest = String::new();
     let _ = lines.read_to_string(&mut rest);
@@ -418,8 +400,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// A `serve` process, killed when dropped (also when a test fails).
-struct Served(std::process::Child);
+/// A `serve` process and the rest of its log (stderr), killed when
+/// dropped (also when a test fails).
+struct Served(
+    std::process::Child,
+    Option<std::io::BufReader<std::process::ChildStderr>>,
+);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -432,25 +418,25 @@ impl Drop for Served {
 /// the log line that gives it.
 fn serve(env: &Env, args: &[&str]) -> (Served, String, String) {
     use std::io::{BufRead, BufReader};
-    let mut served = Served(
-        Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("DATABASE_URL", env.role_dsn())
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(served.0.stderr.take().unwrap());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("DATABASE_URL", env.role_dsn())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut served = Served(child, None);
     let mut line = String::new();
     while lines.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.split("listen=").nth(1) {
             let addr = rest.trim().to_owned();
-            // keep reading the log, so the service never blocks on it
-            std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+            // at info, the service logs nothing per request: the pipe
+            // does not fill while the rest goes unread
+            served.1 = Some(lines);
             return (served, addr, line);
         }
         line.clear();
