@@ -164,7 +164,6 @@ pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
         listen = %listener.local_addr()?,
         "api-keys-admin listening"
     );
-
     serve_on(listener, state, shutdown_signal()).await
 }
 
