@@ -163,62 +163,105 @@ unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     std::str::from_utf8(bytes).ok()
 }
 
-/// The `verification` row type, blessed once per call site (fn_extra).
-/// Raises unless it has exactly the attributes [`row`] fills, of the types
-/// it fills them with.
+/// The result row type of a call: its type, the type cache's identifier of
+/// its descriptor, and a checked copy of that descriptor.
+#[derive(Clone, Copy)]
+struct RowType {
+    typid: pg_sys::Oid,
+    identifier: u64,
+    tupdesc: pg_sys::TupleDesc,
+}
+
+thread_local! {
+    /// Looked up once per backend: on every execution of a statement
+    /// (each one gets a fresh FmgrInfo) the lookup, two descriptor copies
+    /// and the check cost ~2,700 instructions, a twentieth of a verify.
+    static ROW_TYPE: std::cell::Cell<Option<RowType>> = const { std::cell::Cell::new(None) };
+}
+
+/// The `verification` row type of this call. Kept per backend while the
+/// type cache's identifier of its descriptor stays the same (it changes
+/// when the type is altered); a replaced copy is not freed, since an
+/// earlier call may still hold it. Raises unless the type has exactly the
+/// attributes [`row`] fills, of the types it fills them with.
 ///
 /// # Safety
 /// `fcinfo` is a valid call of a function declared to return
-/// `api_keys.verification`, whose `fn_extra` only this function sets.
+/// `api_keys.verification`.
 unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc {
-    let flinfo = (*fcinfo).flinfo;
-    if (*flinfo).fn_extra.is_null() {
-        let old = pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt);
+    // The declared result type from the call's expression: no catalog
+    // lookup. Without one (a direct call from C), the catalog says.
+    let mut typid = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+    if typid == pg_sys::InvalidOid {
         let mut td: pg_sys::TupleDesc = ptr::null_mut();
-        let class = pg_sys::get_call_result_type(fcinfo, ptr::null_mut(), &mut td);
+        let class = pg_sys::get_call_result_type(fcinfo, &mut typid, &mut td);
         if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || td.is_null() {
-            pg_sys::MemoryContextSwitchTo(old);
             error!("api_keys: api_key_verify must return api_keys.verification");
         }
-        let natts = (*td).natts as usize;
-        if natts != VERIFICATION_COLUMNS {
-            pg_sys::MemoryContextSwitchTo(old);
-            error!(
-                "api_keys: type api_keys.verification has {natts} attributes, but this \
-                 library fills {VERIFICATION_COLUMNS} (sql/schema.sql's CREATE TYPE \
-                 api_keys.verification): the extension's SQL and library do not match"
-            );
-        }
-        let expected = |at: usize| match at {
-            VALID_AT => pg_sys::BOOLOID,
-            CODE_AT => pg_sys::TEXTOID,
-            _ => IDENTITY[at - IDENTITY_AT].type_oid(),
-        };
-        let attrs = (*td).attrs.as_slice(natts);
-        if let Some(at) = (0..natts).find(|&at| {
-            let a = &attrs[at];
-            a.attisdropped || a.atttypid != expected(at)
-        }) {
-            pg_sys::MemoryContextSwitchTo(old);
-            error!(
-                "api_keys: attribute {} of type api_keys.verification is not the one \
-                 this library fills (sql/schema.sql's CREATE TYPE api_keys.verification): \
-                 the extension's SQL and library do not match",
-                at + 1
-            );
-        }
-        let td = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(td));
-        (*flinfo).fn_extra = td.cast();
-        pg_sys::MemoryContextSwitchTo(old);
+        typid = (*td).tdtypeid;
     }
-    (*flinfo).fn_extra.cast()
+    let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_TUPDESC as i32);
+    let current = (*entry).tupDesc;
+    if current.is_null() {
+        error!("api_keys: api_key_verify must return api_keys.verification");
+    }
+    let identifier = (*entry).tupDesc_identifier;
+    if let Some(cached) = ROW_TYPE.get() {
+        if cached.typid == typid && cached.identifier == identifier {
+            return cached.tupdesc;
+        }
+    }
+    check_row_type(current);
+    let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+    let tupdesc = pg_sys::CreateTupleDescCopy(current);
+    pg_sys::MemoryContextSwitchTo(old);
+    ROW_TYPE.set(Some(RowType {
+        typid,
+        identifier,
+        tupdesc,
+    }));
+    tupdesc
+}
+
+/// Raises unless `td` has exactly the attributes [`row`] fills, of the
+/// types it fills them with.
+///
+/// # Safety
+/// `td` is a valid tuple descriptor.
+unsafe fn check_row_type(td: pg_sys::TupleDesc) {
+    let natts = (*td).natts as usize;
+    if natts != VERIFICATION_COLUMNS {
+        error!(
+            "api_keys: type api_keys.verification has {natts} attributes, but this \
+             library fills {VERIFICATION_COLUMNS} (sql/schema.sql's CREATE TYPE \
+             api_keys.verification): the extension's SQL and library do not match"
+        );
+    }
+    let expected = |at: usize| match at {
+        VALID_AT => pg_sys::BOOLOID,
+        CODE_AT => pg_sys::TEXTOID,
+        _ => IDENTITY[at - IDENTITY_AT].type_oid(),
+    };
+    let attrs = (*td).attrs.as_slice(natts);
+    if let Some(at) = (0..natts).find(|&at| {
+        let a = &attrs[at];
+        a.attisdropped || a.atttypid != expected(at)
+    }) {
+        error!(
+            "api_keys: attribute {} of type api_keys.verification is not the one \
+             this library fills (sql/schema.sql's CREATE TYPE api_keys.verification): \
+             the extension's SQL and library do not match",
+            at + 1
+        );
+    }
 }
 
 /// Forms a `verification` row in the current memory context; the identity
 /// datums are copied into it.
 ///
 /// # Safety
-/// `tupdesc` comes from [`result_tupdesc`]; each identity datum is a valid
+/// `tupdesc` comes from [`result_tupdesc`] (a named composite type's
+/// descriptor, so the row needs no blessing); each identity datum is a valid
 /// datum of its [`IDENTITY`] column's type.
 unsafe fn row(
     tupdesc: pg_sys::TupleDesc,

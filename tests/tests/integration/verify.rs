@@ -286,6 +286,33 @@ fn verify_follows_a_dropped_and_recreated_extension_in_the_same_session() {
     verify_scopes(&mut c, &key.token, &["read"]).assert_code("insufficient_scope");
 }
 
+/// Verify looks its row type up once per session and follows the type
+/// cache: once `api_keys.verification` is altered, a session that verified
+/// before refuses with the library's check (in both forms) instead of
+/// building rows of the old layout.
+#[test]
+fn verify_checks_its_row_type_again_once_the_type_changes() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let key = issue_for(&mut c, "user", "1");
+    verify(&mut c, &key.token).assert_code("valid");
+    c.batch_execute("ALTER TYPE api_keys.verification ADD ATTRIBUTE extra integer")
+        .expect("alter the type");
+    for sql in [
+        "SELECT * FROM api_keys.api_key_verify($1)",
+        "SELECT api_keys.api_key_verify($1)",
+    ] {
+        let e = c.query_one(sql, &[&key.token]).unwrap_err();
+        let message = e.as_db_error().map(|d| d.message().to_owned());
+        assert!(
+            message
+                .as_deref()
+                .is_some_and(|m| m.contains("has 12 attributes, but this library fills 11")),
+            "{sql}: {e:?}"
+        );
+    }
+}
+
 /// Verify is VOLATILE: like any volatile function's queries it sees a key
 /// issued earlier in the same statement.
 #[test]
