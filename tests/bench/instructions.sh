@@ -25,7 +25,8 @@
 # verify_expr:floor) the functions where a costs more than b.
 #
 # Env: BENCH_KEYS (10000), BENCH_N1 (1000), BENCH_N2 (11000), BENCH_PORT (25462),
-#      BENCH_VARIANTS, BENCH_PROFILE, BENCH_SKIP_INSTALL=1.
+#      BENCH_VARIANTS, BENCH_PROFILE, BENCH_SKIP_INSTALL=1, BENCH_KEEP (a directory
+#      to copy the callgrind files into, for callgrind_annotate --tree=caller).
 set -euo pipefail
 # shellcheck source=../../scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/common.sh"
@@ -49,6 +50,9 @@ cleanup() {
   as_root rm -rf "$DIR" "$WORK"
 }
 trap cleanup EXIT
+if [[ -n ${BENCH_KEEP:-} ]]; then
+  trap 'cp -r "$WORK" "$BENCH_KEEP"; cleanup' EXIT
+fi
 bash scripts/cluster.sh start "$DIR" "$PORT" >/dev/null
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=bench
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
