@@ -181,9 +181,11 @@ thread_local! {
 
 /// The `verification` row type of this call. Kept per backend while the
 /// type cache's identifier of its descriptor stays the same (it changes
-/// when the type is altered); a replaced copy is not freed, since an
-/// earlier call may still hold it. Raises unless the type has exactly the
-/// attributes [`row`] fills, of the types it fills them with.
+/// when the type is altered, or the caches are reset). A replaced copy is
+/// freed: only the call that looked it up uses it, until it forms its row,
+/// and calls do not nest (verify runs no user code). Raises unless the type
+/// has exactly the attributes [`row`] fills, of the types it fills them
+/// with.
 ///
 /// # Safety
 /// `fcinfo` is a valid call of a function declared to return
@@ -206,7 +208,8 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
         error!("api_keys: api_key_verify must return api_keys.verification");
     }
     let identifier = (*entry).tupDesc_identifier;
-    if let Some(cached) = ROW_TYPE.get() {
+    let cached = ROW_TYPE.get();
+    if let Some(cached) = cached {
         if cached.typid == typid && cached.identifier == identifier {
             return cached.tupdesc;
         }
@@ -220,6 +223,9 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
         identifier,
         tupdesc,
     }));
+    if let Some(replaced) = cached {
+        pg_sys::FreeTupleDesc(replaced.tupdesc);
+    }
     tupdesc
 }
 

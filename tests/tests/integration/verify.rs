@@ -296,6 +296,20 @@ fn verify_checks_its_row_type_again_once_the_type_changes() {
     let mut c = db.connect();
     let key = issue_for(&mut c, "user", "1");
     verify(&mut c, &key.token).assert_code("valid");
+    // A changed descriptor that still fits: rebuilt (the old copy freed)
+    // and used, twice.
+    for rename in [
+        "ALTER TYPE api_keys.verification RENAME ATTRIBUTE name TO key_name",
+        "ALTER TYPE api_keys.verification RENAME ATTRIBUTE key_name TO name",
+    ] {
+        c.batch_execute(rename).expect("rename an attribute");
+        let code: String = c
+            .query_one("SELECT (api_keys.api_key_verify($1)).code", &[&key.token])
+            .expect("verify after the rename")
+            .get(0);
+        assert_eq!(code, "valid", "{rename}");
+    }
+    verify(&mut c, &key.token).assert_code("valid");
     c.batch_execute("ALTER TYPE api_keys.verification ADD ATTRIBUTE extra integer")
         .expect("alter the type");
     for sql in [
