@@ -168,6 +168,9 @@ unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
 #[derive(Clone, Copy)]
 struct RowType {
     typid: pg_sys::Oid,
+    /// The type cache's entry: entries live as long as the backend (the
+    /// type cache never removes one), so the pointer stays valid.
+    entry: *mut pg_sys::TypeCacheEntry,
     identifier: u64,
     tupdesc: pg_sys::TupleDesc,
 }
@@ -202,13 +205,23 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
         }
         typid = (*td).tdtypeid;
     }
+    let cached = ROW_TYPE.get();
+    if let Some(cached) = cached {
+        // An invalidation of the type clears the entry's descriptor (and
+        // a reload gives it a new identifier): until then, no lookup.
+        if cached.typid == typid
+            && !(*cached.entry).tupDesc.is_null()
+            && (*cached.entry).tupDesc_identifier == cached.identifier
+        {
+            return cached.tupdesc;
+        }
+    }
     let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_TUPDESC as i32);
     let current = (*entry).tupDesc;
     if current.is_null() {
         error!("api_keys: api_key_verify must return api_keys.verification");
     }
     let identifier = (*entry).tupDesc_identifier;
-    let cached = ROW_TYPE.get();
     if let Some(cached) = cached {
         if cached.typid == typid && cached.identifier == identifier {
             return cached.tupdesc;
@@ -220,6 +233,7 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
     pg_sys::MemoryContextSwitchTo(old);
     ROW_TYPE.set(Some(RowType {
         typid,
+        entry,
         identifier,
         tupdesc,
     }));
