@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mfa;
 pub mod request;
 pub mod scopes;
+pub mod small_list;
 pub mod status;
 pub mod token;
 pub mod usage;

@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 
 mod auth;
 mod dashboard;
+mod grouped;
 mod guc;
 mod legacy;
 mod lifecycle;

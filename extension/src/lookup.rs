@@ -23,7 +23,11 @@ use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, Array, FromDatum, IntoDatum};
+use pgrx::{pg_sys, FromDatum, IntoDatum};
+
+use api_keys_core::small_list::SmallList;
+
+use crate::text::text_elements;
 
 /// Columns of `api_keys.keys` that verify reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,24 +372,33 @@ impl Datums {
 
 /// An open index scan of one relation for rows whose indexed column equals
 /// a value; dropping it ends the scan, pops the snapshot it pushed and
-/// closes the relation (keeping the lock to the end of the transaction, as
-/// the executor does).
+/// closes both relations, keeping their locks to the end of the
+/// transaction, as the executor does.
+///
+/// It drives the index AM directly (what `systable_beginscan` wraps), the
+/// calls of each step in one run under one guard ([`crate::grouped`]): the
+/// run that begins a scan was three guarded calls, and `systable_endscan`
+/// released the index's lock, which cost ~1,000 instructions a verify
+/// (UnlockRelationId) while the executor keeps it.
 struct IndexScan {
-    rel: pg_sys::Relation,
-    desc: pg_sys::SysScanDesc,
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
     pushed_snapshot: bool,
 }
 
 impl IndexScan {
     /// Begins scanning `index` of `heap` for rows whose column `heap_attno`
     /// (1-based) equals `value`, compared with `procedure` under `collation`.
+    /// Raises unless the index's first column is that column.
     ///
     /// # Safety
-    /// Inside a transaction; `index` is an index of `heap` on column
-    /// `heap_attno`; `procedure` is the equality function of that column's
-    /// type; `value` is a datum of that type that stays valid until the
-    /// scan ends. Scans end in the reverse order of their beginning (drop
-    /// order does that for scans in nested scopes).
+    /// Inside a transaction; `index` is a btree index of `heap`;
+    /// `procedure` is the equality function of that column's type; `value`
+    /// is a datum of that type that stays valid until the scan ends. Scans
+    /// end in the reverse order of their beginning (drop order does that
+    /// for scans in nested scopes).
     unsafe fn begin(
         heap: pg_sys::Oid,
         index: pg_sys::Oid,
@@ -394,44 +407,76 @@ impl IndexScan {
         collation: pg_sys::Oid,
         value: pg_sys::Datum,
     ) -> IndexScan {
-        let rel = pg_sys::table_open(heap, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let mut key = MaybeUninit::<pg_sys::ScanKeyData>::zeroed();
-        // With the equality function looked up once per backend: plain
-        // ScanKeyEntryInitialize runs fmgr_info on every call.
-        pg_sys::ScanKeyEntryInitializeWithInfo(
-            key.as_mut_ptr(),
-            0,
-            heap_attno as pg_sys::AttrNumber,
-            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-            pg_sys::InvalidOid,
-            collation,
-            equality_function(procedure),
-            value,
-        );
+        // What ScanKeyEntryInitializeWithInfo writes, with the equality
+        // function looked up once per backend (fmgr_info_copy of a built-in
+        // function is a plain copy), for the index's first column.
+        let mut key: pg_sys::ScanKeyData = MaybeUninit::zeroed().assume_init();
+        key.sk_flags = 0;
+        key.sk_attno = 1;
+        key.sk_strategy = pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber;
+        key.sk_subtype = pg_sys::InvalidOid;
+        key.sk_collation = collation;
+        key.sk_argument = value;
+        key.sk_func = *equality_function(procedure);
+        key.sk_func.fn_mcxt = pg_sys::CurrentMemoryContext;
+        key.sk_func.fn_extra = std::ptr::null_mut();
         let (snapshot, pushed_snapshot) = snapshot();
-        // The scan copies the key (not the datum it points to), so `key`
-        // may go now; the snapshot stays active until drop pops it.
-        let desc = pg_sys::systable_beginscan(rel, index, true, snapshot, 1, key.as_mut_ptr());
-        IndexScan {
-            rel,
-            desc,
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let key_ptr: *mut pg_sys::ScanKeyData = &mut key;
+        // SAFETY: the run holds raw pointers and plain values only. The
+        // scan copies the key (not the datum it points to) in index_rescan,
+        // so `key` may go after it; the snapshot stays active until drop.
+        let (heap, index, scan, slot) = crate::grouped::guarded(|| {
+            use crate::grouped::raw;
+            let heap = raw::table_open(heap, lock);
+            let index = raw::index_open(index, lock);
+            let scan = raw::index_beginscan(heap, index, snapshot, 1, 0);
+            raw::index_rescan(scan, key_ptr, 1, std::ptr::null_mut(), 0);
+            let slot = raw::table_slot_create(heap, std::ptr::null_mut());
+            (heap, index, scan, slot)
+        });
+        let this = IndexScan {
+            heap,
+            index,
+            scan,
+            slot,
             pushed_snapshot,
+        };
+        // systable_beginscan's check, which maps the heap column to the
+        // index's: here the key is on the index's first column.
+        let form = (*index).rd_index;
+        if (*form).indnatts < 1 || (*form).indkey.values.as_slice(1)[0] as usize != heap_attno {
+            error!(
+                "api_keys: index {} is not on the column verify looks up",
+                (*index).rd_id
+            );
         }
+        this
     }
 
     /// The first visible row, deformed. Its datums may point into the heap
     /// buffer the scan pins: they are valid only until the scan ends.
     fn first(&mut self) -> Option<Datums> {
-        // SAFETY: `desc` and `rel` are open until drop. The tuple returned
-        // lives in the scan's slot, its buffer pinned, until the next
-        // getnext or the end of the scan; it is deformed at once, with the
-        // descriptor of the relation it belongs to, into arrays of natts.
+        // SAFETY: the scan, its slot and the relations are open until drop.
+        // The tuple returned lives in the scan's slot, its buffer pinned,
+        // until the next getnext or the end of the scan; it is deformed at
+        // once, with the descriptor of the relation it belongs to, into
+        // arrays of natts.
         unsafe {
-            let tuple = pg_sys::systable_getnext(self.desc);
+            let (scan, slot) = (self.scan, self.slot);
+            let tuple = crate::grouped::guarded(|| {
+                use crate::grouped::raw;
+                if raw::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+                {
+                    raw::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut())
+                } else {
+                    std::ptr::null_mut()
+                }
+            });
             if tuple.is_null() {
                 return None;
             }
-            let desc = (*self.rel).rd_att;
+            let desc = (*self.heap).rd_att;
             let mut datums = Datums::new((*desc).natts as usize);
             let (values, nulls) = datums.slices_mut();
             crate::unguarded::deform(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
@@ -443,22 +488,37 @@ impl IndexScan {
 impl Drop for IndexScan {
     fn drop(&mut self) {
         // Unwinding from an error (or a bug): the (sub)transaction's abort
-        // releases the scan, its buffer pin, the relation and the snapshot,
-        // as it does for Postgres' own scans; ending them here could touch
-        // state the error left half-done.
+        // releases the scan, its buffer pins, the relations and the
+        // snapshot, as it does for Postgres' own scans; ending them here
+        // could touch state the error left half-done.
         if std::thread::panicking() {
             return;
         }
-        // SAFETY: begin opened `rel`, began `desc` and pushed a snapshot iff
-        // `pushed_snapshot`; each is released once, here, in reverse order,
-        // and scans end in reverse order of their beginning (begin's
-        // contract), so the snapshot popped is the one this scan pushed.
+        let IndexScan {
+            heap,
+            index,
+            scan,
+            slot,
+            pushed_snapshot,
+        } = *self;
+        // SAFETY: begin opened both relations, began the scan, made its
+        // slot and pushed a snapshot iff `pushed_snapshot`; each is released
+        // once, here, in systable_endscan's order, and scans end in reverse
+        // order of their beginning (begin's contract), so the snapshot
+        // popped is the one this scan pushed. The run holds raw pointers
+        // and plain values only.
         unsafe {
-            pg_sys::systable_endscan(self.desc);
-            if self.pushed_snapshot {
-                pg_sys::PopActiveSnapshot();
-            }
-            pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            crate::grouped::guarded(|| {
+                use crate::grouped::raw;
+                let keep = pg_sys::NoLock as pg_sys::LOCKMODE;
+                raw::ExecDropSingleTupleTableSlot(slot);
+                raw::index_endscan(scan);
+                raw::index_close(index, keep);
+                if pushed_snapshot {
+                    raw::PopActiveSnapshot();
+                }
+                raw::table_close(heap, keep);
+            })
         }
     }
 }
@@ -548,9 +608,10 @@ unsafe fn type_ceiling(l: &Layout, name: pg_sys::Datum) -> Option<Vec<String>> {
         return None;
     }
     // permissions is text[] (layout checked its type); the strings are
-    // copied before the scan ends at the end of this function.
-    let perms = Array::<&str>::from_datum(values[l.type_permissions_at], false)?;
-    Some(perms.iter().flatten().map(str::to_owned).collect())
+    // copied before the scan ends at the end of this function. A NULL or
+    // unreadable element grants nothing.
+    let perms = text_elements(values[l.type_permissions_at]);
+    Some(perms.flatten().flatten().map(str::to_owned).collect())
 }
 
 /// The key a [`KeyScan`] found. Its datums may point into the heap buffer
@@ -586,14 +647,7 @@ impl<'scan> KeyRow<'scan> {
         // SAFETY: a non-NULL text datum is a varlena: in place it lives in
         // the buffer pinned for 'scan; compressed or toasted, it is expanded
         // into the current memory context, which outlives the scan.
-        unsafe { crate::text::varlena_str(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())).ok() }
-    }
-
-    /// A text[] column; `None` when NULL.
-    pub fn text_array(&self, c: Col) -> Option<Array<'scan, &'scan str>> {
-        let d = self.datum_as(c, pg_sys::TEXTARRAYOID)?;
-        // SAFETY: a non-NULL text[] datum, valid for 'scan (as in `text`)
-        unsafe { Array::<&str>::from_datum(d, false) }
+        unsafe { crate::text::varlena_str(crate::text::detoast_packed(d.cast_mut_ptr())).ok() }
     }
 
     /// The key's MFA flag (false on a 0.1.0 table).
@@ -616,16 +670,23 @@ impl<'scan> KeyRow<'scan> {
             .map(|d| d.value() as i64)
     }
 
-    /// The key's scopes and its type's current ceiling, as `&str` lists.
+    /// The key's scopes and its type's current ceiling, as `&str` lists. A
+    /// NULL or unreadable stored scope grants nothing and is left out.
     pub fn with_scopes<R>(&self, f: impl FnOnce(&[&str], Option<&[&str]>) -> R) -> R {
-        let arr = self.text_array(Col::Scopes);
-        let scopes: Vec<&str> = arr
-            .as_ref()
-            .map(|a| a.iter().flatten().collect())
-            .unwrap_or_default();
-        let ceiling: Option<Vec<&str>> =
-            self.ceiling.map(|c| c.iter().map(String::as_str).collect());
-        f(&scopes, ceiling.as_deref())
+        let stored = self.datum_as(Col::Scopes, pg_sys::TEXTARRAYOID);
+        // SAFETY: a non-NULL text[] datum; in place it lives in the buffer
+        // pinned for 'scan, detoasted it is in the current memory context,
+        // which outlives the scan.
+        let scopes = stored.map(|d| unsafe { text_elements(d) });
+        let scopes = scopes.into_iter().flatten().flatten().flatten();
+        let scopes: SmallList<&str> = scopes.collect();
+        match self.ceiling {
+            None => f(&scopes, None),
+            Some(c) => {
+                let ceiling: SmallList<&str> = c.iter().map(String::as_str).collect();
+                f(&scopes, Some(&ceiling))
+            }
+        }
     }
 
     /// The key's effective scopes (stored ∩ its type's current ceiling) as

@@ -153,14 +153,40 @@ const UNREADABLE: &str = "\0";
 /// `datum` is a non-NULL text datum valid for `'a` (an argument of the
 /// current call: its detoasted copy lives in the call's memory context).
 unsafe fn token_text<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
-    let raw_size = pg_sys::toast_raw_datum_size(datum);
+    let v = datum.cast_mut_ptr::<pg_sys::varlena>();
+    // In line and uncompressed (the common case): its size is its header's,
+    // and there is nothing to expand, so no guarded call.
+    let in_line = !(pgrx::varlena::varatt_is_4b_c(v) || pgrx::varlena::varatt_is_1b_e(v));
+    let raw_size = if in_line {
+        pgrx::varlena::varsize_any(v)
+    } else {
+        pg_sys::toast_raw_datum_size(datum)
+    };
     if raw_size > pg_sys::VARHDRSZ + token::MAX_TOKEN_LEN.max(MAX_LEGACY_TOKEN_LEN) {
         return None;
     }
-    let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+    let v = crate::text::detoast_packed(v);
     let len = pgrx::varlena::varsize_any_exhdr(v);
     let bytes = std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, len);
     std::str::from_utf8(bytes).ok()
+}
+
+/// `get_fn_expr_rettype`, read in place for the usual call expression (a
+/// `FuncExpr`), else asked of PostgreSQL: `InvalidOid` without one.
+///
+/// # Safety
+/// `fcinfo` is a valid call.
+unsafe fn call_result_type(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
+    let flinfo = (*fcinfo).flinfo;
+    if flinfo.is_null() || (*flinfo).fn_expr.is_null() {
+        return pg_sys::InvalidOid;
+    }
+    let expr = (*flinfo).fn_expr;
+    if (*expr).type_ == pg_sys::NodeTag::T_FuncExpr {
+        (*expr.cast::<pg_sys::FuncExpr>()).funcresulttype
+    } else {
+        pg_sys::get_fn_expr_rettype(flinfo)
+    }
 }
 
 /// The result row type of a call: its type, the type cache's identifier of
@@ -196,7 +222,7 @@ thread_local! {
 unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc {
     // The declared result type from the call's expression: no catalog
     // lookup. Without one (a direct call from C), the catalog says.
-    let mut typid = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+    let mut typid = call_result_type(fcinfo);
     if typid == pg_sys::InvalidOid {
         let mut td: pg_sys::TupleDesc = ptr::null_mut();
         let class = pg_sys::get_call_result_type(fcinfo, &mut typid, &mut td);
@@ -276,6 +302,41 @@ unsafe fn check_row_type(td: pg_sys::TupleDesc) {
     }
 }
 
+/// A verify code as a text datum. Each is made once per backend, in Rust's
+/// memory, which lives as long as the process: [`row`] copies it into the
+/// row, and nothing else sees it. Made per call, it was a guarded
+/// allocation and a copy.
+fn code_text(code: VerifyCode) -> pg_sys::Datum {
+    /// A text varlena with a 4-byte header, aligned as PostgreSQL reads it.
+    #[repr(C, align(8))]
+    struct CodeText([u8; 4 + CODE_TEXT_MAX]);
+    const CODE_TEXT_MAX: usize = 28;
+    static CODES: std::sync::OnceLock<[CodeText; VerifyCode::ALL.len()]> =
+        std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| {
+        VerifyCode::ALL.map(|c| {
+            let text = c.as_str().as_bytes();
+            assert!(
+                text.len() <= CODE_TEXT_MAX,
+                "api_keys: verify code too long"
+            );
+            let mut v = CodeText([0; 4 + CODE_TEXT_MAX]);
+            // SET_VARSIZE (fmgr's 4-byte header): the size with the header,
+            // shifted past the two flag bits, in the machine's byte order;
+            // this is the little-endian layout (x86-64, AArch64).
+            const _: () = assert!(cfg!(target_endian = "little"));
+            v.0[..4].copy_from_slice(&(((4 + text.len()) as u32) << 2).to_le_bytes());
+            v.0[4..4 + text.len()].copy_from_slice(text);
+            v
+        })
+    });
+    let at = VerifyCode::ALL
+        .iter()
+        .position(|&c| c == code)
+        .expect("every code is in VerifyCode::ALL");
+    pg_sys::Datum::from(codes[at].0.as_ptr())
+}
+
 /// Forms a `verification` row in the current memory context; the identity
 /// datums are copied into it.
 ///
@@ -292,7 +353,7 @@ unsafe fn row(
     let mut nulls = [true; VERIFICATION_COLUMNS];
     values[VALID_AT] = code.is_valid().into_datum().expect("bool datum");
     nulls[VALID_AT] = false;
-    values[CODE_AT] = code.as_str().into_datum().expect("text datum");
+    values[CODE_AT] = code_text(code);
     nulls[CODE_AT] = false;
     if let Some(identity) = identity {
         for (i, d) in identity.into_iter().enumerate() {

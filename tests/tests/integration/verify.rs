@@ -363,3 +363,178 @@ fn repeatable_read_transaction_sees_its_own_snapshot() {
     tx.commit().unwrap();
     verify(&mut c, &key.token).assert_code("revoked");
 }
+
+/// verify walks text[] arguments itself (no deconstruct_array): every shape
+/// PostgreSQL can pass must read as deconstruct_array would give it, every
+/// dimension flattened, and a NULL requirement is never met.
+#[test]
+fn required_scopes_read_the_same_in_every_array_shape() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let mut held: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    held.push("ünïcødé:read".into());
+    let held_refs: Vec<&str> = held.iter().map(String::as_str).collect();
+    let key = issue_with_scopes(&mut c, &held_refs);
+    let all = format!("'{{{}}}'::text[]", held.join(","));
+    let all_but_last_null = format!("'{{{},NULL}}'::text[]", held.join(","));
+    let with_null_at_33 = {
+        let mut v: Vec<&str> = held_refs.clone();
+        v.insert(33, "NULL");
+        format!("'{{{}}}'::text[]", v.join(","))
+    };
+    let all_and_one_more = format!("'{{{},nope}}'::text[]", held.join(","));
+    let cases: Vec<(&str, &str)> = vec![
+        ("'{}'::text[]", "valid"),
+        ("ARRAY[]::text[]", "valid"),
+        ("array_fill('s0'::text, ARRAY[2, 3])", "valid"),
+        ("'{s0,NULL}'::text[]", "insufficient_scope"),
+        ("ARRAY[NULL]::text[]", "insufficient_scope"),
+        ("'{{s0,s1},{s2,s3}}'::text[]", "valid"),
+        ("'{{s0,s1},{s2,nope}}'::text[]", "insufficient_scope"),
+        ("'{{{s0}},{{s39}}}'::text[]", "valid"),
+        ("'[5:6]={s0,s1}'::text[]", "valid"),
+        ("'[-3:-2]={s0,nope}'::text[]", "insufficient_scope"),
+        ("'{ünïcødé:read}'::text[]", "valid"),
+        ("'{ünïcødé:write}'::text[]", "insufficient_scope"),
+        ("ARRAY['s1', 's1', 's1']", "valid"),
+        ("ARRAY[''::text]", "insufficient_scope"),
+        (&all, "valid"),
+        (&all_but_last_null, "insufficient_scope"),
+        (&with_null_at_33, "insufficient_scope"),
+        (&all_and_one_more, "insufficient_scope"),
+    ];
+    for (required, expected) in cases {
+        let v = verify_sql(
+            &mut c,
+            &format!("$1::text, required_scopes => {required}"),
+            &[&key.token],
+        );
+        assert_eq!(v.code, expected, "required_scopes => {required}");
+        if expected == "valid" {
+            assert_eq!(v.scopes.as_deref(), Some(&held[..]), "{required}");
+        }
+    }
+}
+
+/// A required-scopes array that arrives compressed or out of line (read
+/// from a table) is expanded before it is walked.
+#[test]
+fn required_scopes_from_a_compressed_or_toasted_column_are_read() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let held: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let held_refs: Vec<&str> = held.iter().map(String::as_str).collect();
+    let key = issue_with_scopes(&mut c, &held_refs);
+    c.batch_execute(
+        "CREATE TEMP TABLE req (kind text, r text[]);
+         INSERT INTO req SELECT 'compressed', array_agg('s' || (g % 40)) FROM generate_series(1, 5000) g;
+         INSERT INTO req SELECT 'compressed_miss', array_agg('s' || (g % 40)) || 'nope'::text FROM generate_series(1, 5000) g;
+         ALTER TABLE req ALTER COLUMN r SET STORAGE EXTERNAL;
+         INSERT INTO req SELECT 'external', array_agg('s' || (g % 40)) FROM generate_series(1, 5000) g;
+         INSERT INTO req SELECT 'external_miss', 'nope'::text || array_agg('s' || (g % 40)) FROM generate_series(1, 5000) g;",
+    )
+    .unwrap();
+    let rows = c
+        .query(
+            "SELECT kind, (api_keys.api_key_verify($1, r)).code, \
+                    pg_column_compression(r) IS NOT NULL AS compressed, \
+                    pg_column_size(r) > 8160 AS out_of_line \
+               FROM req ORDER BY kind",
+            &[&key.token],
+        )
+        .unwrap();
+    let got: Vec<(String, String, bool, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            // compressed, in line or not
+            ("compressed".into(), "valid".into(), true, false),
+            (
+                "compressed_miss".into(),
+                "insufficient_scope".into(),
+                true,
+                false
+            ),
+            // uncompressed and larger than a page: out of line
+            ("external".into(), "valid".into(), false, true),
+            (
+                "external_miss".into(),
+                "insufficient_scope".into(),
+                false,
+                true
+            ),
+        ]
+    );
+}
+
+/// A key's stored scopes are read in place whatever their storage: a short
+/// in-line array, a long in-line one, one compressed, one out of line.
+#[test]
+fn stored_scopes_read_the_same_in_every_storage() {
+    let db = TestDb::new();
+    let mut c = db.connect();
+    let one = vec!["read".to_owned()];
+    let forty: Vec<String> = (0..40).map(|i| format!("scope:{i}")).collect();
+    // 100 scopes of 200 characters, over TOAST's threshold: 20 KB that
+    // compresses well, and 60 KB of random CJK that does not
+    let repetitive: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "r".repeat(197)))
+        .collect();
+    let mut rng = rand::thread_rng();
+    let random: Vec<String> = (0..100)
+        .map(|_| {
+            (0..200)
+                .map(|_| char::from_u32(rng.gen_range(0x4E00..0x9FA0)).unwrap())
+                .collect()
+        })
+        .collect();
+    for (what, scopes) in [
+        ("one", &one),
+        ("forty", &forty),
+        ("compressible", &repetitive),
+        ("incompressible", &random),
+    ] {
+        let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let key = issue_with_scopes(&mut c, &refs);
+        let last = scopes.last().unwrap().as_str();
+        let v = verify_scopes(&mut c, &key.token, &[last, &scopes[0]]);
+        v.assert_code("valid");
+        assert_eq!(v.scopes.as_ref(), Some(scopes), "{what}");
+        let v = verify_scopes(&mut c, &key.token, &[last, "not-held"]);
+        v.assert_code("insufficient_scope");
+        assert_eq!(v.scopes.as_ref(), Some(scopes), "{what}");
+    }
+    // How each array is stored: compressed or not, and its stored size
+    // (uncompressed and over a page's 8 KB means out of line).
+    let storage: Vec<(i64, bool, i32)> = c
+        .query(
+            "SELECT cardinality(scopes)::int8, pg_column_compression(scopes) IS NOT NULL, \
+                    pg_column_size(scopes) \
+               FROM api_keys.keys ORDER BY created_at, cardinality(scopes)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(storage.len(), 4, "{storage:?}");
+    assert!(
+        storage[0].2 < 127,
+        "one scope: a short in-line array: {storage:?}"
+    );
+    assert!(
+        !storage[1].1 && storage[1].2 < 2000,
+        "forty: in line, uncompressed: {storage:?}"
+    );
+    assert!(
+        storage[2].1,
+        "the repetitive scopes are stored compressed: {storage:?}"
+    );
+    assert!(
+        !storage[3].1 && storage[3].2 > 8160,
+        "the random ones out of line: {storage:?}"
+    );
+}
