@@ -13,6 +13,8 @@ pub static TRACK_USAGE: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LAST_USED_RESOLUTION: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Milliseconds.
 pub static USAGE_FLUSH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+/// Plan `SELECT … FROM api_key_verify(…)` as a custom scan (scan.rs).
+pub static VERIFY_CUSTOM_SCAN: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn define() {
     GucRegistry::define_string_guc(
@@ -67,6 +69,14 @@ pub fn define() {
         3_600_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"api_keys.verify_custom_scan",
+        c"Run SELECT ... FROM api_keys.api_key_verify(...) as a custom scan, without a Function Scan.",
+        c"Off: the plain Function Scan. Takes effect for statements planned after it is set.",
+        &VERIFY_CUSTOM_SCAN,
+        GucContext::Userset,
+        GucFlags::default(),
     );
 }
 

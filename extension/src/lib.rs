@@ -14,6 +14,7 @@ mod lookup;
 mod mfa;
 mod raise;
 mod rules;
+mod scan;
 mod text;
 mod tokens;
 mod unguarded;
@@ -30,4 +31,5 @@ pub extern "C-unwind" fn _PG_init() {
     guc::define();
     usage::init();
     mfa::init();
+    scan::init();
 }

@@ -84,6 +84,26 @@ pub unsafe fn detoast(v: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
     }
 }
 
+/// A text datum as `&str`, checked against the database encoding.
+///
+/// # Safety
+/// `datum` is a non-NULL text datum valid for `'a`; its expanded copy, when
+/// it needs one, is made in the current memory context, which outlives `'a`.
+pub unsafe fn text_datum<'a>(datum: pg_sys::Datum) -> Result<&'a str, NotUtf8> {
+    varlena_str(detoast_packed(datum.cast_mut_ptr()))
+}
+
+/// A text[] datum of requirements: an element that is NULL or unreadable
+/// is `None` (a requirement never met).
+///
+/// # Safety
+/// As [`text_elements`].
+pub unsafe fn text_array_datum<'a>(datum: pg_sys::Datum) -> SmallList<Option<&'a str>> {
+    text_elements(datum)
+        .map(|e| e.and_then(Result::ok))
+        .collect()
+}
+
 /// Argument `i` as text: `None` when NULL.
 ///
 /// # Safety

@@ -11,17 +11,17 @@ use api_keys_core::legacy::MAX_LEGACY_TOKEN_LEN;
 use api_keys_core::token::{self, TokenHash};
 use api_keys_core::verify::{decide, is_expired, Isolation, StoredKey};
 use api_keys_core::VerifyCode;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, IntoDatum};
 
 use crate::guc;
 use crate::lookup::{Col, KeyRow, KeyScan};
-use crate::text::{text_arg, text_array_arg};
+use crate::text::{text_array_datum, text_datum};
 
 /// Attributes of `api_keys.verification` (sql/schema.sql's `CREATE TYPE`):
 /// `valid`, `code`, then the identity columns. Checked against the catalog
 /// when the row type is first looked up.
-const VERIFICATION_COLUMNS: usize = 11;
+pub const VERIFICATION_COLUMNS: usize = 11;
 const VALID_AT: usize = 0;
 const CODE_AT: usize = 1;
 const IDENTITY_AT: usize = 2;
@@ -105,6 +105,54 @@ pub extern "C" fn pg_finfo_api_key_verify_c() -> &'static pg_sys::Pg_finfo_recor
     &V1
 }
 
+/// The arguments of a verify call as datums (`None` = NULL): `token text`,
+/// `required_scopes text[]`, `environment text`, `otp text`.
+#[derive(Clone, Copy, Default)]
+pub struct Args {
+    pub token: Option<pg_sys::Datum>,
+    pub required: Option<pg_sys::Datum>,
+    pub environment: Option<pg_sys::Datum>,
+    pub otp: Option<pg_sys::Datum>,
+}
+
+/// Verifies a call and hands the `verification` row's values and nulls to
+/// `then`; by-reference values may point into the key's buffer, valid only
+/// inside `then` (copy them: [`row`] forms a tuple, the custom scan copies
+/// the datums).
+///
+/// # Safety
+/// Each datum is a valid datum of its argument's type, valid for the call.
+pub unsafe fn verify_values<R>(
+    args: &Args,
+    then: impl FnOnce(
+        &mut [pg_sys::Datum; VERIFICATION_COLUMNS],
+        &mut [bool; VERIFICATION_COLUMNS],
+    ) -> R,
+) -> R {
+    let text = args.token.and_then(|d| token_text(d));
+    let required = args
+        .required
+        .map(|d| text_array_datum(d))
+        .unwrap_or_default();
+    // Unreadable text names no environment: NUL can never be in a stored name.
+    let env_arg: Option<&str> = args
+        .environment
+        .map(|d| text_datum(d).unwrap_or(UNREADABLE));
+    // An unreadable code is no code of any secret.
+    let otp: Option<&str> = args.otp.map(|d| text_datum(d).unwrap_or(UNREADABLE));
+    verify_with(text, &required, env_arg, otp, |code, key| {
+        let identity = match key {
+            Some(key) if code.reveals_identity() => Some(IDENTITY.map(|c| match c {
+                Col::Scopes => key.effective_scopes_datum(),
+                c => key.datum(c),
+            })),
+            _ => None,
+        };
+        let (mut values, mut nulls) = row_values(code, identity);
+        then(&mut values, &mut nulls)
+    })
+}
+
 /// # Safety
 /// Called by the Postgres executor with a valid `fcinfo` for
 /// `api_key_verify(text, text[], text, text)` (or the three-argument form
@@ -115,29 +163,22 @@ pub unsafe extern "C-unwind" fn api_key_verify_c(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     let tupdesc = result_tupdesc(fcinfo);
-    // the SQL declaration is (text, text[], text, text): the types read below
-    let text = pgrx::fcinfo::pg_getarg_datum(fcinfo, 0).and_then(|d| token_text(d));
-    let required = text_array_arg(fcinfo, 1).unwrap_or_default();
-    // Unreadable text names no environment: NUL can never be in a stored name.
-    let env_arg: Option<&str> = text_arg(fcinfo, 2).map(|r| r.unwrap_or(UNREADABLE));
-    // An unreadable code is no code of any secret.
-    let otp: Option<&str> = if (*fcinfo).nargs > 3 {
-        text_arg(fcinfo, 3).map(|r| r.unwrap_or(UNREADABLE))
-    } else {
-        None
+    // the SQL declaration is (text, text[], text, text): the types read
+    let arg = |i| pgrx::fcinfo::pg_getarg_datum(fcinfo, i);
+    let args = Args {
+        token: arg(0),
+        required: arg(1),
+        environment: arg(2),
+        otp: if (*fcinfo).nargs > 3 { arg(3) } else { None },
     };
-    verify_with(text, &required, env_arg, otp, |code, key| {
-        let identity = match key {
-            Some(key) if code.reveals_identity() => Some(IDENTITY.map(|c| match c {
-                Col::Scopes => key.effective_scopes_datum(),
-                c => key.datum(c),
-            })),
-            _ => None,
-        };
+    verify_values(&args, |values, nulls| {
         // SAFETY: tupdesc is verification's descriptor, whose attributes
-        // result_tupdesc checked against IDENTITY's types; the key's datums
-        // are still valid here, and row copies them.
-        unsafe { row(tupdesc, code, identity) }
+        // row_type checked against the types row_values fills; the key's
+        // datums are still valid here, and the tuple copies them.
+        unsafe {
+            let tuple = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+        }
     })
 }
 
@@ -231,6 +272,14 @@ unsafe fn result_tupdesc(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::TupleDesc 
         }
         typid = (*td).tdtypeid;
     }
+    row_type(typid)
+}
+
+/// The checked descriptor of row type `typid` (see [`result_tupdesc`]).
+///
+/// # Safety
+/// Inside a transaction.
+pub unsafe fn row_type(typid: pg_sys::Oid) -> pg_sys::TupleDesc {
     let cached = ROW_TYPE.get();
     if let Some(cached) = cached {
         // An invalidation of the type clears the entry's descriptor (and
@@ -337,21 +386,18 @@ fn code_text(code: VerifyCode) -> pg_sys::Datum {
     pg_sys::Datum::from(codes[at].0.as_ptr())
 }
 
-/// Forms a `verification` row in the current memory context; the identity
-/// datums are copied into it.
-///
-/// # Safety
-/// `tupdesc` comes from [`result_tupdesc`] (a named composite type's
-/// descriptor, so the row needs no blessing); each identity datum is a valid
-/// datum of its [`IDENTITY`] column's type.
-unsafe fn row(
-    tupdesc: pg_sys::TupleDesc,
+/// The values and nulls of a `verification` row; identity datums as given
+/// (they may point into the key's buffer).
+fn row_values(
     code: VerifyCode,
     identity: Option<[Option<pg_sys::Datum>; IDENTITY.len()]>,
-) -> pg_sys::Datum {
+) -> (
+    [pg_sys::Datum; VERIFICATION_COLUMNS],
+    [bool; VERIFICATION_COLUMNS],
+) {
     let mut values = [pg_sys::Datum::null(); VERIFICATION_COLUMNS];
     let mut nulls = [true; VERIFICATION_COLUMNS];
-    values[VALID_AT] = code.is_valid().into_datum().expect("bool datum");
+    values[VALID_AT] = pg_sys::Datum::from(code.is_valid());
     nulls[VALID_AT] = false;
     values[CODE_AT] = code_text(code);
     nulls[CODE_AT] = false;
@@ -363,7 +409,5 @@ unsafe fn row(
             }
         }
     }
-    // natts == VERIFICATION_COLUMNS (result_tupdesc): the arrays cover it
-    let tuple = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
-    pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+    (values, nulls)
 }

@@ -17,9 +17,15 @@
 # and commit, sending the row): next to run.sh's tps, which include all of
 # it, it isolates the server-side cost of each declaration and form, and does
 # not move with the machine's load.
-# The variants are run.sh's (see there) that involve no write.
+# The variants are run.sh's (see there) that involve no write; verify_fscan
+# is verify planned with api_keys.verify_custom_scan = off (the plain
+# FunctionScan; set before the loop is planned, which is at its first
+# execution: the library is preloaded by the cluster's settings, so the
+# planner hook is in place for every variant). verify_some and
+# verify_some_fscan (only here, not in run.sh) select three of the FROM
+# form's columns, with the custom scan and without.
 # With BENCH_PROFILE=1 it also prints, for each of BENCH_PROFILE_VARIANTS
-# (floor verify verify_expr), the functions with the most instructions (self)
+# (floor verify verify_fscan verify_expr), the functions with the most instructions (self)
 # per execution, from the same difference of the two runs, function by
 # function; and for each pair a:b of BENCH_COMPARE (verify:verify_expr
 # verify_expr:floor) the functions where a costs more than b.
@@ -36,7 +42,7 @@ KEYS=${BENCH_KEYS:-10000}
 N1=${BENCH_N1:-1000}
 N2=${BENCH_N2:-11000}
 PORT=${BENCH_PORT:-25462}
-read -r -a VARIANTS <<<"${BENCH_VARIANTS:-select1 floor plpgsql verify verify_expr verify_cols definer_set definer}"
+read -r -a VARIANTS <<<"${BENCH_VARIANTS:-select1 floor plpgsql verify verify_fscan verify_expr verify_cols definer_set definer}"
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
 ((N2 > N1)) || die "BENCH_N2 must be larger than BENCH_N1"
 
@@ -73,7 +79,8 @@ statement() { # variant → SQL, without the trailing semicolon
     select1) echo "SELECT 1" ;;
     floor) echo "SELECT id, owner_type, owner_id, name, key_type, environment, scopes, metadata, expires_at, revoked_at FROM api_keys.keys WHERE token_hash = sha256('$token'::bytea)" ;;
     plpgsql) echo "SELECT * FROM bench.plpgsql_verify('$token', '{read}')" ;;
-    verify) echo "SELECT * FROM api_keys.api_key_verify('$token', '{read}')" ;;
+    verify | verify_fscan) echo "SELECT * FROM api_keys.api_key_verify('$token', '{read}')" ;;
+    verify_some | verify_some_fscan) echo "SELECT valid, code, owner_id FROM api_keys.api_key_verify('$token', '{read}')" ;;
     verify_expr) echo "SELECT api_keys.api_key_verify('$token', '{read}')" ;;
     verify_cols) echo "SELECT (v).* FROM (SELECT api_keys.api_key_verify('$token', '{read}') v OFFSET 0) s" ;;
     definer_set) echo "SELECT * FROM bench.verify_definer_set('$token', '{read}')" ;;
@@ -87,6 +94,7 @@ instructions() {
   local v=$1 n=$2 input=$WORK/$1.$2.in out=$WORK/$1.$2.callgrind
   {
     echo "SET api_keys.track_usage = off"
+    [[ $v == *_fscan ]] && echo "SET api_keys.verify_custom_scan = off"
     echo "DO \$\$ BEGIN FOR i IN 1..$n LOOP PERFORM ${statement_of[$v]#SELECT }; END LOOP; END \$\$"
   } >"$input"
   as_postgres valgrind --tool=callgrind \
@@ -120,7 +128,7 @@ done
 if [[ -n ${PER[floor]:-} && -n ${PER[verify]:-} ]]; then
   echo
   echo "as a throughput ratio (fewer instructions = more calls per second on the server):"
-  for v in verify verify_expr verify_cols definer definer_set plpgsql; do
+  for v in verify verify_fscan verify_expr verify_cols definer definer_set plpgsql; do
     [[ -n ${PER[$v]:-} ]] || continue
     awk -v v="$v" -v a="${PER[floor]}" -v b="${PER[$v]}" 'BEGIN { printf "  floor / %-12s %.3f\n", v, a / b }'
   done
@@ -144,7 +152,7 @@ per_function() {
     "$WORK/$v.a" "$WORK/$v.b" | sort -t "$(printf '\t')" -k1,1rn >"$WORK/$v.per"
 }
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
-  read -r -a profiled <<<"${BENCH_PROFILE_VARIANTS:-floor verify verify_expr}"
+  read -r -a profiled <<<"${BENCH_PROFILE_VARIANTS:-floor verify verify_fscan verify_expr}"
   for v in "${profiled[@]}"; do
     [[ -f $WORK/$v.$N2.callgrind ]] || continue
     per_function "$v"
@@ -153,7 +161,7 @@ if [[ ${BENCH_PROFILE:-} == 1 ]]; then
     awk -F '\t' -v total="${PER[$v]}" 'NR <= 25 { printf "%10d %5.1f%%  %s\n", $1, 100 * $1 / total, $2 }' "$WORK/$v.per"
   done
   # BENCH_COMPARE="a:b …": where a costs more than b, function by function
-  for pair in ${BENCH_COMPARE:-verify:verify_expr verify_expr:floor}; do
+  for pair in ${BENCH_COMPARE:-verify_fscan:verify verify:verify_expr verify_expr:floor}; do
     a=${pair%%:*} b=${pair#*:}
     [[ -f $WORK/$a.per && -f $WORK/$b.per ]] || continue
     echo

@@ -13,6 +13,9 @@
 #                 on the unique index: the minimal SQL an expert writes by hand
 #   2 plpgsql     a hand-written PL/pgSQL verify (hash, look up, check revoked/expired/scopes)
 #   3 verify      SELECT * FROM api_keys.api_key_verify(…), usage tracking off
+#   3f verify_fscan verify with api_keys.verify_custom_scan = off: the FROM form as a
+#                 plain FunctionScan instead of the custom scan (extension/src/scan.rs);
+#                 verify / verify_fscan is that scan's saving
 #   3e verify_expr SELECT api_keys.api_key_verify(…) (one composite column), tracking off
 #   3c verify_cols SELECT (v).* FROM (SELECT api_keys.api_key_verify(…) v OFFSET 0) s:
 #                 every column like the FROM form, but the call is in a select list
@@ -58,7 +61,7 @@ BASE=${CLIENTS[0]}
 if [[ -n ${BENCH_VARIANTS:-} ]]; then
   read -r -a VARIANTS <<<"$BENCH_VARIANTS"
 else
-  VARIANTS=(select1 floor plpgsql verify verify_expr verify_cols definer_set definer tracked naive issue issue_floor)
+  VARIANTS=(select1 floor plpgsql verify verify_fscan verify_expr verify_cols definer_set definer tracked naive issue issue_floor)
   for c in "${CLIENTS[@]:1}"; do VARIANTS+=("floor@$c" "verify@$c" "tracked@$c"); done
 fi
 
@@ -90,6 +93,7 @@ make_scripts() {
     echo "SELECT * FROM bench.plpgsql_verify('$token', '{read}');" >"$WORK/plpgsql.$i.sql"
     echo "SELECT * FROM api_keys.api_key_verify('$token', '{read}');" >"$WORK/verify.$i.sql"
     cp "$WORK/verify.$i.sql" "$WORK/tracked.$i.sql"
+    cp "$WORK/verify.$i.sql" "$WORK/verify_fscan.$i.sql"
     echo "SELECT api_keys.api_key_verify('$token', '{read}');" >"$WORK/verify_expr.$i.sql"
     echo "SELECT (v).* FROM (SELECT api_keys.api_key_verify('$token', '{read}') v OFFSET 0) s;" >"$WORK/verify_cols.$i.sql"
     echo "SELECT * FROM bench.verify_definer_set('$token', '{read}');" >"$WORK/definer_set.$i.sql"
@@ -117,6 +121,7 @@ run_variant() { # variant[@clients] → tps
   for f in "$WORK/$v".*.sql; do files+=(-f "$f"); done
   [[ $v == verify || $v == verify_expr || $v == verify_cols || $v == definer_set || $v == definer ]] &&
     opts="-c api_keys.track_usage=off"
+  [[ $v == verify_fscan ]] && opts="-c api_keys.track_usage=off -c api_keys.verify_custom_scan=off"
   PGOPTIONS=$opts pgbench -n -M prepared -c "$clients" -j "$((clients < 2 ? clients : 2))" -T "$SECS" "${files[@]}" 2>"$WORK/pgbench.err" |
     awk '/^tps = / { print $3 }' || { cat "$WORK/pgbench.err" >&2; return 1; }
 }
@@ -190,6 +195,8 @@ for size in $SIZES; do
   ratio "(3e) verify_expr / (1) floor" verify_expr floor ">=0.95" "$size"
   ratio "(3c) verify_cols / (1) floor" verify_cols floor ">=0.9" "$size"
   ratio "(3) verify / (3e) verify_expr" verify verify_expr - "$size"
+  ratio "(3) verify / (3f) verify_fscan" verify verify_fscan - "$size"
+  ratio "(3f) verify_fscan / (1) floor" verify_fscan floor - "$size"
   ratio "(4) tracked / (3) verify" tracked verify ">=0.95" "$size"
   for c in "${CLIENTS[@]:1}"; do
     ratio "(3) verify / (1) floor, $c clients" "verify@$c" "floor@$c" ">=0.9" "$size"

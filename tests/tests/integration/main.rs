@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod concurrency;
+mod custom_scan;
 mod dashboard;
 mod hardening;
 mod hostile;
