@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod lifecycle;
 pub mod limits;
 pub mod mfa;
+pub mod pg_array;
 pub mod request;
 pub mod scopes;
 pub mod small_list;

@@ -10,6 +10,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::raise::raise;
+use api_keys_core::pg_array::{self, Element};
 use api_keys_core::small_list::SmallList;
 
 /// Text that is not valid UTF-8 in this database (or, in an encoding other
@@ -117,169 +118,43 @@ pub unsafe fn text_arg<'a>(
     Some(varlena_str(v))
 }
 
-/// The elements of a text[] datum in storage order, every dimension
-/// flattened (the order `deconstruct_array` gives): `None` for a NULL
-/// element, else its text or [`NotUtf8`]. The array is walked in place, by
-/// the layout rules of PostgreSQL's array.h: no element is copied, nothing
-/// is allocated. Verify reads two arrays a call (the required scopes and the
-/// key's), and `deconstruct_array` or pgrx's `Array` (each allocating, and
-/// one guarded call more) cost ~2,500 instructions of a ~35,000 verify.
-///
-/// Fails closed: should the array's header or an element not be what
-/// PostgreSQL writes (a length running past the end, an element stored
-/// compressed), every element from there on is [`NotUtf8`] — unreadable:
-/// a required scope nobody meets, a stored scope that grants nothing.
-pub struct TextElements<'a> {
-    next: *const u8,
-    end: *const u8,
-    /// The null bitmap (bit set = not NULL), or null when there is none.
-    nulls: *const u8,
-    at: usize,
-    count: usize,
-    broken: bool,
-    _array: std::marker::PhantomData<&'a str>,
-}
-
-impl TextElements<'_> {
-    fn empty() -> Self {
-        TextElements {
-            next: std::ptr::null(),
-            end: std::ptr::null(),
-            nulls: std::ptr::null(),
-            at: 0,
-            count: 0,
-            broken: false,
-            _array: std::marker::PhantomData,
-        }
-    }
-}
-
-/// `TYPEALIGN(align, p)` of a pointer, as array.h's element walk aligns.
-fn align_up(p: usize, align: usize) -> usize {
-    (p + align - 1) & !(align - 1)
-}
-
-/// The elements of `datum`, a text[]; see [`TextElements`].
+/// The elements of `datum`, a text[], in storage order, every dimension
+/// flattened: `None` for a NULL element, else its text or [`NotUtf8`]. The
+/// array is walked in place by `api_keys_core::pg_array` (array.h's layout
+/// rules, failing closed on bytes PostgreSQL does not write: one unreadable
+/// element, then the end). Verify reads two arrays a call, and
+/// `deconstruct_array` or pgrx's `Array` (each allocating, and one guarded
+/// call more) cost ~2,500 instructions of a ~35,000 verify.
 ///
 /// # Safety
 /// `datum` is a non-NULL text[] datum valid for `'a`. Its detoasted copy,
 /// when it needs one, is made in the current memory context, which must
-/// outlive `'a`.
-pub unsafe fn text_elements<'a>(datum: pg_sys::Datum) -> TextElements<'a> {
-    const HEADER: usize = std::mem::size_of::<pg_sys::ArrayType>();
-    // A flat array with a 4-byte header: detoast expands short
-    // headers, compression, TOAST pointers and expanded arrays.
-    let array = detoast(datum.cast_mut_ptr()) as *const pg_sys::ArrayType;
-    let base = array as *const u8;
-    let size = pgrx::varlena::varsize_4b(array as *const pg_sys::varlena);
-    let ndim = (*array).ndim;
-    if size < HEADER || ndim <= 0 || ndim > pg_sys::MAXDIM as i32 {
-        // ndim 0 is the empty array; anything else here is not an array
-        // PostgreSQL wrote, and has no elements anyone can read.
-        return TextElements::empty();
-    }
-    let ndim = ndim as usize;
-    let dims_end = HEADER + 2 * std::mem::size_of::<i32>() * ndim;
-    let mut broken = (*array).elemtype != pg_sys::TEXTOID || dims_end > size;
-    let mut count: usize = 1;
-    if !broken {
-        let dims = base.add(HEADER) as *const i32;
-        for d in 0..ndim {
-            let dim = dims.add(d).read_unaligned();
-            match usize::try_from(dim)
-                .ok()
-                .and_then(|dim| count.checked_mul(dim))
-            {
-                Some(c) => count = c,
-                None => broken = true,
-            }
-        }
-    }
-    if broken {
-        // Unreadable from the start: one unreadable element stands for all.
-        let mut e = TextElements::empty();
-        e.count = 1;
-        e.broken = true;
-        return e;
-    }
-    let dataoffset = (*array).dataoffset;
-    let (nulls, data) = if dataoffset != 0 {
-        (base.add(dims_end), dataoffset.max(0) as usize)
-    } else {
-        (
-            std::ptr::null(),
-            align_up(dims_end, pg_sys::MAXIMUM_ALIGNOF as usize),
-        )
-    };
-    let bitmap_fits = nulls.is_null() || dims_end + count.div_ceil(8) <= data;
-    TextElements {
-        next: base.add(data.min(size)),
-        end: base.add(size),
-        nulls,
-        at: 0,
-        count,
-        broken: data > size || !bitmap_fits,
-        _array: std::marker::PhantomData,
-    }
+/// outlive `'a`. The array starts at an int-aligned address (a palloc'd
+/// copy, or a 4-byte-header datum in a tuple, which is aligned for text[]),
+/// so element alignment counted from its start is PostgreSQL's.
+pub unsafe fn text_elements<'a>(
+    datum: pg_sys::Datum,
+) -> impl Iterator<Item = Option<Result<&'a str, NotUtf8>>> {
+    // A flat array with a 4-byte header: detoast expands short headers,
+    // compression, TOAST pointers and expanded arrays.
+    let array = detoast(datum.cast_mut_ptr());
+    let size = pgrx::varlena::varsize_4b(array);
+    let bytes: &'a [u8] = std::slice::from_raw_parts(array as *const u8, size);
+    pg_array::TextElements::new(bytes, pg_sys::TEXTOID.to_u32()).map(|e| match e {
+        Element::Null => None,
+        Element::Text(text) => Some(bytes_str(text)),
+        Element::Unreadable => Some(Err(NotUtf8)),
+    })
 }
 
-impl<'a> Iterator for TextElements<'a> {
-    type Item = Option<Result<&'a str, NotUtf8>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.at >= self.count {
-            return None;
-        }
-        let i = self.at;
-        self.at += 1;
-        if self.broken {
-            return Some(Some(Err(NotUtf8)));
-        }
-        // SAFETY: text_elements checked that the bitmap (when present)
-        // covers `count` bits and lies before the data; every read below is
-        // bounded by `end`, the array's last byte + 1.
-        unsafe {
-            if !self.nulls.is_null() && *self.nulls.add(i / 8) & (1 << (i % 8)) == 0 {
-                return Some(None);
-            }
-            let p = self.next;
-            let left = self.end as usize - p as usize;
-            let v = p as *const pg_sys::varlena;
-            let readable = left >= 1
-                && if pgrx::varlena::varatt_is_1b(v) {
-                    // 0x01 alone is a TOAST pointer, never inside an array
-                    !pgrx::varlena::varatt_is_1b_e(v)
-                } else {
-                    left >= pg_sys::VARHDRSZ && pgrx::varlena::varatt_is_4b_u(v)
-                };
-            let len = if readable {
-                pgrx::varlena::varsize_any(v)
-            } else {
-                0
-            };
-            if !readable || len > left || len < pg_sys::VARHDRSZ_SHORT {
-                self.broken = true;
-                return Some(Some(Err(NotUtf8)));
-            }
-            // att_addlength_pointer, then att_align_nominal for 'i'
-            self.next = align_up(p as usize + len, 4).min(self.end as usize) as *const u8;
-            let bytes = std::slice::from_raw_parts(
-                pgrx::varlena::vardata_any(v) as *const u8,
-                pgrx::varlena::varsize_any_exhdr(v),
-            );
-            Some(Some(bytes_str(bytes)))
-        }
-    }
-}
-
-/// Argument `i` as a text[]: `None` when NULL; see [`TextElements`].
+/// Argument `i` as a text[]: `None` when NULL; see [`text_elements`].
 ///
 /// # Safety
 /// `fcinfo` must be a valid call whose argument `i` is of type text[].
 unsafe fn text_array_elements<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     i: usize,
-) -> Option<TextElements<'a>> {
+) -> Option<impl Iterator<Item = Option<Result<&'a str, NotUtf8>>>> {
     let datum = pgrx::fcinfo::pg_getarg_datum(fcinfo, i)?;
     Some(text_elements(datum))
 }
@@ -293,7 +168,7 @@ pub unsafe fn text_array_arg<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     i: usize,
 ) -> Option<SmallList<Option<&'a str>>> {
-    text_array_elements(fcinfo, i).map(|v| v.map(|e| e.and_then(Result::ok)).collect())
+    pgrx::fcinfo::pg_getarg_datum(fcinfo, i).map(|d| text_array_datum(d))
 }
 
 v1_function!(pg_finfo_api_keys_text_check);
